@@ -155,6 +155,7 @@ def build_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginMana
                     f"fix or uninstall the package that provides it"
                 ) from exc
             manager.register(plugin, name=entry_point.name)
+    manager.check_pending()
     return manager
 
 
@@ -176,10 +177,18 @@ def register(plugin: object, name: str | None = None) -> str:
     """Register ``plugin`` with the shared plugin manager; returns its name.
 
     :raises ValueError: the plugin, or another under the same name, is already registered.
+    :raises pluggy.PluginValidationError: the plugin implements a hook that does not exist
+        (a misspelt name, say) or with parameters the hook does not have.
     """
-    registered_name = plugin_manager().register(plugin, name=name)
+    manager = plugin_manager()
+    registered_name = manager.register(plugin, name=name)
     if registered_name is None:  # pluggy returns None only for blocked names
         raise ValueError(f"the plugin name {name!r} is blocked")
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError:
+        manager.unregister(name=registered_name)
+        raise
     return registered_name
 
 

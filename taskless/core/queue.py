@@ -1,0 +1,505 @@
+"""Queues: put named jobs on the job server, change them, read them, remove them.
+
+:class:`Queue` (sync) and :class:`AsyncQueue` (async) have the same methods. All their logic
+lives in :class:`BaseQueue`, which turns a method call into an :class:`ApiRequest` and the
+:class:`ApiResponse` back into a result or an error, without I/O; the two shells only hand the
+request to their transport (``handle`` or ``await handle_async``).
+
+Errors (see :mod:`taskless.core.errors`):
+
+* :class:`ValidationError`: bad input, raised before any request when it can be caught
+  locally (job name, options, typed payload), else from the job server's 422; ``field``
+  names the culprit.
+* :class:`JobNotFound`: ``update()`` of a name that has no job.
+* :class:`ConfigurationError`: the job server refused the API key (``TASKLESS_API_KEY``).
+* :class:`TransportError`: the job server could not be reached; its subclass
+  :class:`ServerError`: it answered with an error (503, 5xx, anything unexpected).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Generic, Self, cast
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+from typing_extensions import TypeVar
+
+from .errors import ConfigurationError, JobNotFound, ServerError, TasklessError, ValidationError
+from .hooks import notify
+from .models import Job, JobOptions, merge_options, parse_options
+from .settings import Settings
+from .transport import ApiRequest, ApiResponse, AsyncTransport, Transport, transport_for
+
+#: The payload type of a typed queue (``Queue[Model]``); ``Any`` when the queue is untyped.
+P = TypeVar("P", default=Any)
+T = TypeVar("T", bound=Transport | AsyncTransport)
+R = TypeVar("R")
+
+#: What ``options`` and ``defaults`` accept: a :class:`JobOptions`, a dict of option names
+#: (``run_at`` or ``runAt``, ...), or ``None``.
+OptionsLike = JobOptions | dict[str, Any] | None
+
+
+class UnsetType(enum.Enum):
+    """The type of :data:`UNSET`."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "Not given": ``update(name)`` leaves the payload alone unless one is passed.
+UNSET: Final = UnsetType.UNSET
+
+#: The longest job or queue name.
+MAX_NAME_LENGTH = 200
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]*")
+
+
+def validate_name(value: object, *, field: str = "name") -> str:
+    """Check a job or queue name and return it.
+
+    A name has 1 to 200 characters: ASCII letters, digits and ``_ - . : @``, starting with a
+    letter, a digit or ``_``. So names go into URL paths as they are (no escaping, no ``..``),
+    and ``user:42:welcome`` or ``digest@alice@example.com`` work as deduplication keys.
+
+    :raises ValidationError: naming ``field``.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise ValidationError(field, "must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(field, f"must be at most {MAX_NAME_LENGTH} characters")
+    if not _NAME.fullmatch(value):
+        raise ValidationError(
+            field,
+            f"{value!r} is not allowed: use ASCII letters, digits and _ - . : @, "
+            f"starting with a letter, a digit or _",
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[R]):
+    """One API request and what to make of its response."""
+
+    request: ApiRequest
+    finish: Callable[[ApiResponse], R]
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorBody:
+    """The ``{"error": {"code", "message", "field"?}}`` body of an error response."""
+
+    code: str | None
+    message: str
+    field: str | None
+
+    @classmethod
+    def of(cls, response: ApiResponse) -> _ErrorBody:
+        error = response.json.get("error") if isinstance(response.json, dict) else None
+        if not isinstance(error, dict):
+            return cls(None, f"HTTP {response.status} without a Taskless error body", None)
+
+        def text(key: str) -> str | None:
+            value = error.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(text("code"), text("message") or f"HTTP {response.status}", text("field"))
+
+
+class BaseQueue(Generic[T, P]):
+    """What :class:`Queue` and :class:`AsyncQueue` share: configuration, validation, request
+    building and response reading. No I/O happens here."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        endpoint: str | None = None,
+        route: str | None = None,
+        url: str | None = None,
+        transport: T | None = None,
+        settings: Settings | None = None,
+        defaults: OptionsLike = None,
+        payload_type: type[P] | None = None,
+    ) -> None:
+        if endpoint is not None and route is not None:
+            raise TypeError("pass endpoint or route, not both")
+        if url is not None and transport is not None:
+            raise TypeError("pass url or transport, not both")
+        self.name: str = validate_name(name, field="queue")
+        self.settings: Settings = settings or Settings.from_env()
+        if endpoint is None:
+            path = route or f"/api/queues/{self.name}"
+            path = path if path.startswith("/") else f"/{path}"
+            endpoint = self.settings.base_url.rstrip("/") + path
+        self.endpoint: str = endpoint
+        self.defaults: JobOptions = parse_options(defaults)
+        self._payload_type = payload_type
+        self._adapter: TypeAdapter[Any] | None | UnsetType = UNSET
+        self._owns_transport = transport is None
+        if transport is None:
+            self.url: str | None = url or self.settings.url
+            transport = self._new_transport(self.url, self.settings)
+        else:
+            self.url = getattr(transport, "url", None)
+        self._transport: T = transport
+
+    def _new_transport(self, url: str, settings: Settings) -> T:
+        raise NotImplementedError
+
+    @property
+    def transport(self) -> T:
+        """The transport this queue sends its requests through."""
+        return self._transport
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, endpoint={self.endpoint!r})"
+
+    # -- typed payloads ------------------------------------------------------------------
+
+    @property
+    def payload_type(self) -> Any:
+        """The payload type (``payload_type=`` or ``Queue[Model]``), or ``None`` if untyped."""
+        if self._payload_type is not None:
+            return self._payload_type
+        # Queue[Model](...) records the subscript on the instance after __init__ returns.
+        args = typing.get_args(getattr(self, "__orig_class__", None))
+        if args and args[0] is not Any and not isinstance(args[0], typing.TypeVar):
+            return args[0]
+        return None
+
+    def _payload_adapter(self) -> TypeAdapter[Any] | None:
+        # Built on first use; a race between threads builds two equal adapters, harmlessly.
+        if self._adapter is UNSET:
+            payload_type = self.payload_type
+            self._adapter = None if payload_type is None else TypeAdapter(payload_type)
+        return self._adapter
+
+    def _encode_payload(self, payload: object) -> Any:
+        adapter = self._payload_adapter()
+        try:
+            if adapter is None:
+                return to_jsonable_python(payload)
+            return adapter.dump_python(adapter.validate_python(payload), mode="json")
+        except PydanticValidationError as exc:
+            raise _payload_error(exc, "") from None
+        except PydanticSerializationError as exc:
+            raise ValidationError("payload", f"is not JSON-serialisable: {exc}") from None
+
+    def _decode_job(self, response: ApiResponse, *, after: str) -> Job[P]:
+        try:
+            job: Job[Any] = Job.model_validate(response.json)
+        except PydanticValidationError as exc:
+            raise ServerError(
+                response.status,
+                f"the response is not a job ({exc.error_count()} problems, first: "
+                f"{_first_problem(exc)}); is TASKLESS_URL a Taskless job server?",
+            ) from None
+        adapter = self._payload_adapter()
+        if adapter is not None:
+            try:
+                payload = adapter.validate_python(job.payload)
+            except PydanticValidationError as exc:
+                raise _payload_error(
+                    exc,
+                    f"the stored payload of job {job.name!r} does not match "
+                    f"{_type_name(self.payload_type)}{after}: ",
+                ) from None
+            job = job.model_copy(update={"payload": payload})
+        return cast("Job[P]", job)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _jobs_path(self, name: str | None = None) -> str:
+        path = f"/v1/queues/{self.name}/jobs"
+        return path if name is None else f"{path}/{name}"
+
+    def _enqueue_call(self, name: str | None, payload: P, options: OptionsLike) -> _Call[Job[P]]:
+        if name is not None:
+            name = validate_name(name)
+        body = {
+            "payload": self._encode_payload(payload),
+            "endpoint": self.endpoint,
+            "options": merge_options(self.defaults, parse_options(options)).to_wire(only_set=True),
+        }
+        if name is None:
+            request = ApiRequest("POST", self._jobs_path(), body)
+        else:
+            request = ApiRequest("PUT", self._jobs_path(name), body)
+
+        def finish(response: ApiResponse) -> Job[P]:
+            job = self._job_or_none(response)
+            if job is None:
+                raise ServerError(404, f"the job server has no route {request.path}")
+            notify("taskless_enqueued", queue=self.name, job=job)
+            return job
+
+        return _Call(request, finish)
+
+    def _update_call(
+        self, name: str, payload: P | UnsetType, options: OptionsLike
+    ) -> _Call[Job[P]]:
+        name = validate_name(name)
+        body: dict[str, Any] = {}
+        if payload is not UNSET:
+            body["payload"] = self._encode_payload(payload)
+        if options is not None:
+            changes = parse_options(options).to_wire(only_set=True)
+            if changes:
+                body["options"] = changes
+
+        def finish(response: ApiResponse) -> Job[P]:
+            job = self._job_or_none(response)
+            if job is None:
+                raise JobNotFound(self.name, name)
+            return job
+
+        return _Call(ApiRequest("PATCH", self._jobs_path(name), body), finish)
+
+    def _delete_call(self, name: str) -> _Call[Job[P] | None]:
+        request = ApiRequest("DELETE", self._jobs_path(validate_name(name)))
+        return _Call(request, lambda response: self._job_or_none(response, after=" (deleted)"))
+
+    def _get_call(self, name: str) -> _Call[Job[P] | None]:
+        request = ApiRequest("GET", self._jobs_path(validate_name(name)))
+        return _Call(request, self._job_or_none)
+
+    # -- responses -----------------------------------------------------------------------
+
+    def _job_or_none(self, response: ApiResponse, *, after: str = "") -> Job[P] | None:
+        """The job of a 2xx response, ``None`` for the job server's "not_found" 404, else
+        the error the response stands for."""
+        if response.ok:
+            return self._decode_job(response, after=after)
+        error = _ErrorBody.of(response)
+        if response.status == 404 and error.code == "not_found":
+            return None
+        raise self._error(response, error)
+
+    def _error(self, response: ApiResponse, error: _ErrorBody) -> TasklessError:
+        status = response.status
+        if status == 422:
+            return ValidationError(error.field, error.message)
+        if status == 401:
+            return ConfigurationError(
+                f"the job server{self._at()} refused the API key ({error.message}): set "
+                f"TASKLESS_API_KEY to the key the job server was started with"
+            )
+        message = error.message
+        if error.code is None:
+            where = f" ({self.url})" if self.url else ""
+            message += f"; is TASKLESS_URL{where} a Taskless job server?"
+        elif status == 503:
+            message += "; the job server is unavailable, try again shortly"
+        return ServerError(status, message, error_code=error.code, field=error.field)
+
+    def _at(self) -> str:
+        return f" at {self.url}" if self.url else ""
+
+
+def _payload_error(exc: PydanticValidationError, context: str) -> ValidationError:
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first.get("loc", ()))
+    field = f"payload.{location}" if location else "payload"
+    return ValidationError(field, context + first.get("msg", "invalid value"))
+
+
+def _first_problem(exc: PydanticValidationError) -> str:
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first.get("loc", ())) or "body"
+    return f"{location}: {first.get('msg', 'invalid')}"
+
+
+def _type_name(value: Any) -> str:
+    return getattr(value, "__name__", None) or repr(value)
+
+
+class Queue(BaseQueue[Transport, P]):
+    """A named queue of jobs on the job server, used synchronously (Flask, scripts, Django).
+
+    ::
+
+        emails = Queue("emails", defaults={"retries": 3})
+        emails.enqueue("welcome:42", {"to": "ada@example.com"}, {"run_at": "2025-01-01T09:00Z"})
+
+    Each job is delivered as a signed ``POST`` to :attr:`endpoint`, where the app's handler for
+    this queue receives it.
+
+    :param name: the queue's name (rules of :func:`validate_name`).
+    :param endpoint: the full URL deliveries go to. Default: ``TASKLESS_BASE_URL`` followed by
+        ``route``.
+    :param route: the path of the app's handler for this queue; default ``/api/queues/<name>``.
+    :param url: the job server (``TASKLESS_URL``); its scheme picks the transport.
+    :param transport: send requests through this transport instead of one built from ``url``.
+        The caller owns it: :meth:`close` leaves it open. Share one between queues to share
+        connections.
+    :param settings: default :meth:`Settings.from_env() <taskless.core.settings.Settings.from_env>`.
+    :param defaults: job options every job of this queue starts from; per-job options override
+        them, and headers merge (the job's win).
+    :param payload_type: validate payloads with this pydantic model, or any type a pydantic
+        ``TypeAdapter`` handles, and parse them back into it. ``Queue[Model](...)`` does the
+        same.
+
+    The queue is safe to share between threads (a threaded Flask server, say). Close it with
+    :meth:`close` or use it as a context manager.
+    """
+
+    def _new_transport(self, url: str, settings: Settings) -> Transport:
+        return transport_for(url, settings, asynchronous=False)
+
+    def _send(self, call: _Call[R]) -> R:
+        return call.finish(self._transport.handle(call.request))
+
+    def enqueue(self, name: str | None, payload: P, options: OptionsLike = None) -> Job[P]:
+        """Create the job ``name``, or replace it if it exists (an upsert).
+
+        The job is delivered at ``run_at`` (default: as soon as possible), then every
+        ``run_every`` if given. Replacing a job replaces its payload and all its options
+        (the queue's defaults apply again) and reschedules it; a delivery already in flight
+        completes.
+
+        :param name: the job's name, unique in the queue (see :func:`validate_name`); ``None``
+            lets the job server generate one, for one-off jobs.
+        :param payload: the JSON data the handler receives. A typed queue validates it first;
+            otherwise anything pydantic can turn into JSON (dicts, lists, models, datetimes).
+        :param options: :class:`JobOptions` or a dict with ``enabled``, ``headers``,
+            ``retries``, ``run_at`` (or ``runAt``), ``run_every``, ``timezone``; merged over
+            the queue's defaults.
+        :return: the job as stored, with its ``state`` and ``next_run_at``.
+        :raises ValidationError: a bad name, option or payload (``field`` says which).
+        :raises ConfigurationError: the job server refused ``TASKLESS_API_KEY``.
+        :raises TransportError: the job server could not be reached (:class:`ServerError`:
+            it answered with an error).
+        """
+        return self._send(self._enqueue_call(name, payload, options))
+
+    def update(
+        self, name: str, payload: P | UnsetType = UNSET, options: OptionsLike = None
+    ) -> Job[P]:
+        """Change only what is given of the existing job ``name``.
+
+        ``queue.update("digest", options={"enabled": False})`` pauses a job and leaves its
+        payload and other options as they were. Changing ``run_at`` or ``run_every``
+        reschedules the job.
+
+        :param name: the job's name.
+        :param payload: the new payload; leave it out to keep the current one.
+        :param options: the options to change; the others keep their values (the queue's
+            defaults are not applied).
+        :return: the job after the change.
+        :raises JobNotFound: no job has that name; nothing is created.
+        :raises ValidationError: a bad name, option or payload.
+        :raises ConfigurationError: the job server refused ``TASKLESS_API_KEY``.
+        :raises TransportError: the job server could not be reached, or answered with an error.
+        """
+        return self._send(self._update_call(name, payload, options))
+
+    def delete(self, name: str) -> Job[P] | None:
+        """Remove the job ``name`` and its run history. A delivery in flight completes.
+
+        :return: the job as it was, or ``None`` if there was no job of that name.
+        :raises ValidationError: a bad name.
+        :raises ConfigurationError: the job server refused ``TASKLESS_API_KEY``.
+        :raises TransportError: the job server could not be reached, or answered with an error.
+        """
+        return self._send(self._delete_call(name))
+
+    def get(self, name: str) -> Job[P] | None:
+        """The job ``name``, or ``None`` if there is none.
+
+        :raises ValidationError: a bad name, or a stored payload that no longer matches the
+            queue's payload type.
+        :raises ConfigurationError: the job server refused ``TASKLESS_API_KEY``.
+        :raises TransportError: the job server could not be reached, or answered with an error.
+        """
+        return self._send(self._get_call(name))
+
+    def close(self) -> None:
+        """Close the transport, unless it was passed in (then its owner closes it)."""
+        if self._owns_transport:
+            self._transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncQueue(BaseQueue[AsyncTransport, P]):
+    """A named queue of jobs on the job server, used with ``await`` (FastAPI, Starlette).
+
+    ::
+
+        emails = AsyncQueue("emails", defaults={"retries": 3})
+        await emails.enqueue("welcome:42", {"to": "ada@example.com"})
+
+    The constructor's parameters are those of :class:`Queue`, with an :class:`AsyncTransport`.
+    Close it with :meth:`aclose` or use it as an async context manager.
+    """
+
+    def _new_transport(self, url: str, settings: Settings) -> AsyncTransport:
+        return transport_for(url, settings, asynchronous=True)
+
+    async def _send(self, call: _Call[R]) -> R:
+        return call.finish(await self._transport.handle_async(call.request))
+
+    async def enqueue(self, name: str | None, payload: P, options: OptionsLike = None) -> Job[P]:
+        """Create the job ``name``, or replace it if it exists (an upsert).
+
+        ``name=None`` lets the job server generate a name (one-off jobs). ``options`` (a
+        :class:`JobOptions` or a dict; ``run_at`` or ``runAt``) are merged over the queue's
+        defaults. Returns the job as stored. Details and errors: :meth:`Queue.enqueue`.
+        """
+        return await self._send(self._enqueue_call(name, payload, options))
+
+    async def update(
+        self, name: str, payload: P | UnsetType = UNSET, options: OptionsLike = None
+    ) -> Job[P]:
+        """Change only what is given of the existing job ``name``; returns the changed job.
+
+        Raises :class:`JobNotFound` if there is no such job (nothing is created).
+        Details and errors: :meth:`Queue.update`.
+        """
+        return await self._send(self._update_call(name, payload, options))
+
+    async def delete(self, name: str) -> Job[P] | None:
+        """Remove the job ``name`` and its run history; returns it, or ``None`` if there was
+        none. Details and errors: :meth:`Queue.delete`."""
+        return await self._send(self._delete_call(name))
+
+    async def get(self, name: str) -> Job[P] | None:
+        """The job ``name``, or ``None`` if there is none. Errors: :meth:`Queue.get`."""
+        return await self._send(self._get_call(name))
+
+    async def aclose(self) -> None:
+        """Close the transport, unless it was passed in (then its owner closes it)."""
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
