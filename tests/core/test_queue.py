@@ -453,6 +453,7 @@ def test_the_transport_is_chosen_by_url() -> None:
         assert isinstance(queue.transport, HttpTransport)
         assert queue.transport.url == "http://jobs.test"
     with Queue("emails", settings=SETTINGS, url="https://elsewhere.test") as queue:
+        assert isinstance(queue.transport, HttpTransport)
         assert queue.transport.url == "https://elsewhere.test"
 
 
