@@ -137,6 +137,8 @@ def build_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginMana
     Most code wants the shared one: :func:`plugin_manager`.
 
     :raises ConfigurationError: an entry point could not be loaded; the message names it.
+    :raises pluggy.PluginValidationError: a plugin implements a hook that does not exist, or
+        with parameters the hook does not have.
     """
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(TasklessHookspecs)
@@ -213,8 +215,9 @@ def notify(hook_name: str, **kwargs: Any) -> None:
     Observers must not turn a successful operation into a failure (a retried ``enqueue`` of
     an unnamed job would create a second job), hence the swallowing.
     """
-    hook = getattr(plugin_manager().hook, hook_name)
+    if not hook_name.startswith(f"{PROJECT}_") or not hasattr(TasklessHookspecs, hook_name):
+        raise ValueError(f"there is no Taskless hook named {hook_name!r}")
     try:
-        hook(**kwargs)
+        getattr(plugin_manager().hook, hook_name)(**kwargs)
     except Exception:
         logger.exception("a Taskless plugin failed in %s", hook_name)

@@ -269,7 +269,9 @@ class BaseQueue(Generic[T, P]):
 
     def _delete_call(self, name: str) -> _Call[Job[P] | None]:
         request = ApiRequest("DELETE", self._jobs_path(validate_name(name)))
-        return _Call(request, lambda response: self._job_or_none(response, after=" (deleted)"))
+        return _Call(
+            request, lambda response: self._job_or_none(response, after=" (the job was deleted)")
+        )
 
     def _get_call(self, name: str) -> _Call[Job[P] | None]:
         request = ApiRequest("GET", self._jobs_path(validate_name(name)))

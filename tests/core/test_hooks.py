@@ -286,3 +286,8 @@ def test_notify_reaches_every_observer_hook() -> None:
             duration=30.0,
         )
     assert seen == ["received", "handled 200 None", "attempt run_1 2 None"]
+
+
+def test_notify_refuses_a_hook_that_does_not_exist() -> None:
+    with pytest.raises(ValueError, match="taskless_enqueud"):
+        notify("taskless_enqueud", queue="q", job=None)

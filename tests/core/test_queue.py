@@ -312,6 +312,14 @@ async def test_a_stored_payload_that_no_longer_matches_is_an_error(make_queue: A
     assert caught.value.field == "payload.to"
 
 
+async def test_delete_says_the_job_is_gone_when_its_payload_no_longer_matches(
+    make_queue: Any,
+) -> None:
+    queue = make_queue(ApiResponse(200, job_json(payload={"recipient": "x"})), payload_type=Email)
+    with pytest.raises(ValidationError, match="the job was deleted"):
+        await call(queue, "delete", "welcome")
+
+
 @pytest.mark.parametrize("cls", [Queue, AsyncQueue])
 def test_subscripted_queue_is_typed(cls: Any) -> None:
     queue = cls[Email]("emails", settings=SETTINGS, transport=FakeTransport())
