@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Generic, Self, cast
+from typing import Any, ClassVar, Final, Generic, Self, cast
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -121,6 +121,8 @@ class BaseQueue(Generic[T, P]):
     """What :class:`Queue` and :class:`AsyncQueue` share: configuration, validation, request
     building and response reading. No I/O happens here."""
 
+    _transport_class: ClassVar[type[Transport | AsyncTransport]]
+
     def __init__(
         self,
         name: str,
@@ -152,6 +154,11 @@ class BaseQueue(Generic[T, P]):
             self.url: str | None = url or self.settings.url
             transport = self._new_transport(self.url, self.settings)
         else:
+            if not isinstance(transport, self._transport_class):
+                raise TypeError(
+                    f"{type(self).__name__} needs a transport that is an instance of "
+                    f"{self._transport_class.__name__}, not {type(transport).__name__}"
+                )
             self.url = getattr(transport, "url", None)
         self._transport: T = transport
 
@@ -357,6 +364,8 @@ class Queue(BaseQueue[Transport, P]):
     :meth:`close` or use it as a context manager.
     """
 
+    _transport_class = Transport
+
     def _new_transport(self, url: str, settings: Settings) -> Transport:
         return transport_for(url, settings, asynchronous=False)
 
@@ -455,6 +464,8 @@ class AsyncQueue(BaseQueue[AsyncTransport, P]):
     The constructor's parameters are those of :class:`Queue`, with an :class:`AsyncTransport`.
     Close it with :meth:`aclose` or use it as an async context manager.
     """
+
+    _transport_class = AsyncTransport
 
     def _new_transport(self, url: str, settings: Settings) -> AsyncTransport:
         return transport_for(url, settings, asynchronous=True)

@@ -456,6 +456,15 @@ def test_url_and_transport_are_exclusive() -> None:
         Queue("emails", settings=SETTINGS, url="http://x.test", transport=FakeTransport())
 
 
+def test_a_transport_of_the_wrong_kind_is_refused() -> None:
+    class SyncOnly(Transport):
+        def handle(self, request: ApiRequest) -> ApiResponse:
+            return ApiResponse(200)
+
+    with pytest.raises(TypeError, match="AsyncTransport"):
+        AsyncQueue("emails", settings=SETTINGS, transport=SyncOnly())  # type: ignore[arg-type]
+
+
 def test_the_transport_is_chosen_by_url() -> None:
     with Queue("emails", settings=SETTINGS) as queue:
         assert isinstance(queue.transport, HttpTransport)
