@@ -1,0 +1,506 @@
+"""The job server HTTP API as pure functions, so the job server and the in-memory fake serve
+exactly the same API.
+
+* ``parse_*`` read request bodies (already decoded JSON, or raw bytes with
+  :func:`parse_json_body`) and raise :class:`ValidationError` naming the field, before
+  anything is stored.
+* ``apply_*`` turn a validated request and the job as stored (or ``None``) into the record to
+  store, with :mod:`taskless.core.engine`.
+* ``render_*`` give the camelCase wire JSON of jobs, runs and errors.
+
+Routes (``{queue}`` and ``{name}`` are URL path segments)::
+
+    PUT    /v1/queues/{queue}/jobs/{name}        upsert            200 Job (201 created)
+    POST   /v1/queues/{queue}/jobs               generated name    201 Job
+    POST   /v1/queues/{queue}/jobs:batch         upsert many       200 {"results": [...]}
+    GET    /v1/queues/{queue}/jobs               list              200 {"jobs": [...]}
+    GET    /v1/queues/{queue}/jobs/{name}        get               200 Job | 404
+    PATCH  /v1/queues/{queue}/jobs/{name}        partial update    200 Job | 404
+    DELETE /v1/queues/{queue}/jobs/{name}        delete + history  200 Job | 404
+    GET    /v1/queues/{queue}/jobs/{name}/runs   run history       200 {"runs": [...]}
+    POST   /v1/queues/{queue}/jobs/{name}/run    run now           200 Job | 404
+
+Errors: ``{"error": {"code", "message", "field"?}}`` with codes ``invalid`` (422),
+``not_found`` (404), ``unauthorized`` (401), ``unavailable`` (503).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, NoReturn
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError as PydanticValidationError
+
+from .engine import UNSET, JobRecord, Unset, create_job, patch_job, replace_job, schedule_of
+from .errors import JobNotFound, TasklessError, ValidationError
+from .models import JobOptions, Run, validation_error_from
+from .settings import Settings
+from .timeutil import format_timestamp, to_utc
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_BODY_BYTES",
+    "EndpointPolicy",
+    "JobInput",
+    "JobPatch",
+    "apply_patch",
+    "apply_put",
+    "error_body",
+    "error_status",
+    "generate_name",
+    "parse_batch",
+    "parse_job_input",
+    "parse_job_patch",
+    "parse_json_body",
+    "parse_limit",
+    "render_error",
+    "render_job",
+    "render_run",
+    "validate_path_name",
+]
+
+#: Largest request body accepted, in bytes.
+MAX_BODY_BYTES: Final = 1024 * 1024
+#: Most jobs in one ``jobs:batch`` request.
+MAX_BATCH: Final = 1000
+MAX_NAME_LENGTH: Final = 200
+MAX_ENDPOINT_LENGTH: Final = 2048
+MAX_HEADERS: Final = 64
+
+_NAME_RE: Final = re.compile(r"[^\x00-\x20\x7f/]+")
+_HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE_RE: Final = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# Set by the job server itself, or meaningless per request: a job may not set these.
+_RESERVED_HEADERS: Final = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+     "te", "trailer", "proxy-connection", "webhook-id", "webhook-timestamp",
+     "webhook-signature"}
+)
+_BODY_KEYS: Final = frozenset({"payload", "encrypted", "endpoint", "options"})
+_ENCRYPTED_KEYS: Final = ("alg", "kid", "iv", "data")
+
+_STATUS_OF_CODE: Final = {
+    "invalid": 422,
+    "not_found": 404,
+    "unauthorized": 401,
+    "unavailable": 503,
+}
+
+
+def _fail(field_name: str | None, message: str) -> NoReturn:
+    raise ValidationError(field_name, message)
+
+
+# -- request bodies ------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Decode a request body. Malformed JSON (or ``NaN``, or non-UTF-8) is a
+    :class:`ValidationError` with field ``body``."""
+    if len(raw) > MAX_BODY_BYTES:
+        _fail("body", f"is larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        _fail("body", "is empty; send a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        _fail("body", "is nested too deeply")
+    except (ValueError, UnicodeDecodeError) as exc:
+        _fail("body", f"is not valid JSON: {exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobInput:
+    """A validated PUT/POST body (or one job of a batch)."""
+
+    endpoint: str
+    options: JobOptions
+    payload: Any = None
+    encrypted: dict[str, Any] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPatch:
+    """A validated PATCH body: only what was given."""
+
+    payload: Any = UNSET
+    encrypted: dict[str, Any] | None | Unset = UNSET
+    endpoint: str | Unset = UNSET
+    options: JobOptions | None = None
+
+
+@dataclass(frozen=True)
+class EndpointPolicy:
+    """Where deliveries may go: under one of ``prefixes``, or (development) any loopback host.
+
+    A prefix matches on scheme, host and port exactly and on the path segment by segment:
+    ``https://app.example.com/jobs`` allows ``https://app.example.com/jobs/emails`` but not
+    ``https://app.example.com/jobs-admin`` or ``https://app.example.com.evil.net/jobs``.
+    """
+
+    prefixes: tuple[str, ...] = ()
+    allow_loopback: bool = False
+    _parsed: tuple[tuple[str, str, int, str], ...] = field(init=False, repr=False, default=())
+
+    def __post_init__(self) -> None:
+        parsed = []
+        for prefix in self.prefixes:
+            origin = _origin(prefix)
+            if origin is None:
+                raise ValidationError(
+                    "TASKLESS_ALLOWED_ENDPOINTS",
+                    f"{prefix!r} is not an http(s) URL prefix such as 'https://app.example.com/'",
+                )
+            parsed.append(origin)
+        object.__setattr__(self, "_parsed", tuple(parsed))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EndpointPolicy:
+        return cls(settings.allowed_endpoints, allow_loopback=settings.is_development)
+
+    def check(self, endpoint: Any, field_name: str = "endpoint") -> str:
+        """``endpoint`` if deliveries may go there, else :class:`ValidationError`."""
+        if not isinstance(endpoint, str) or not endpoint:
+            _fail(field_name, "must be an http(s) URL, such as 'https://app.example.com/jobs'")
+        if len(endpoint) > MAX_ENDPOINT_LENGTH:
+            _fail(field_name, f"is longer than {MAX_ENDPOINT_LENGTH} characters")
+        origin = _origin(endpoint)
+        if origin is None:
+            _fail(field_name, f"{endpoint!r} is not an http(s) URL with a host")
+        scheme, host, port, path = origin
+        for p_scheme, p_host, p_port, p_path in self._parsed:
+            if (scheme, host, port) == (p_scheme, p_host, p_port) and _path_under(path, p_path):
+                return endpoint
+        if self.allow_loopback and _is_loopback(host):
+            return endpoint
+        allowed = ", ".join(self.prefixes) or "none"
+        hint = " or a loopback host (development)" if self.allow_loopback else ""
+        _fail(
+            field_name,
+            f"{endpoint!r} is not under an allowed URL prefix (allowed: {allowed}{hint}); "
+            "add its prefix to TASKLESS_ALLOWED_ENDPOINTS on the job server",
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int, str] | None:
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    default_port = 443 if scheme == "https" else 80
+    return scheme, parts.hostname.lower(), port or default_port, parts.path or "/"
+
+
+def _path_under(path: str, prefix: str) -> bool:
+    if prefix.endswith("/"):
+        return path.startswith(prefix) or path == prefix[:-1]
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_path_name(value: str, field_name: str) -> str:
+    """A queue or job name from the URL path: 1-200 printable characters, no ``/``."""
+    if not value or len(value) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(value):
+        _fail(
+            field_name,
+            f"must be 1 to {MAX_NAME_LENGTH} printable characters without spaces or '/'",
+        )
+    return value
+
+
+def generate_name() -> str:
+    """A unique name for a job created without one."""
+    return f"job_{uuid.uuid4().hex}"
+
+
+def _object(body: Any, field_name: str | None = None) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        _fail(field_name or "body", "must be a JSON object")
+    return body
+
+
+def _check_keys(body: dict[str, Any], allowed: frozenset[str], prefix: str = "") -> None:
+    for key in body:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            _fail(f"{prefix}{key}", f"is not a known field (known: {known})")
+
+
+def _options(value: Any, *, partial: bool) -> JobOptions:
+    if value is None:
+        return JobOptions()
+    data = _object(value, "options")
+    try:
+        options = JobOptions.model_validate(data)
+    except PydanticValidationError as exc:
+        error = validation_error_from(exc, prefix="options")
+        raise ValidationError(error.field, _with_field_name(error)) from None
+    _check_headers(options.headers)
+    if not partial:
+        _check_schedule(options)
+    return options
+
+
+def _with_field_name(error: ValidationError) -> str:
+    # The message should say which option is wrong even when read without its field.
+    name = (error.field or "").rpartition(".")[2]
+    if name and name not in error.reason:
+        return f"{name}: {error.reason}"
+    return error.reason
+
+
+def _check_schedule(options: JobOptions, now: datetime | None = None) -> None:
+    """Refuse a run_every/timezone/run_at combination the schedule cannot follow."""
+    if options.run_every is None:
+        return
+    from .timeutil import utcnow
+
+    filled = options if options.run_at is not None else options.model_copy(
+        update={"run_at": now or utcnow()}
+    )
+    try:
+        schedule_of(filled)
+    except ValidationError as exc:
+        name = exc.field or "run_every"
+        field_name = name if name.startswith("options.") else f"options.{name}"
+        raise ValidationError(field_name, _with_field_name(exc)) from None
+    except (ValueError, OverflowError) as exc:
+        _fail("options.run_every", f"run_every: cannot be scheduled: {exc}")
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    if len(headers) > MAX_HEADERS:
+        _fail("options.headers", f"has more than {MAX_HEADERS} headers")
+    for name, value in headers.items():
+        lowered = name.lower()
+        if not _HEADER_NAME_RE.fullmatch(name):
+            _fail("options.headers", f"{name!r} is not a valid HTTP header name")
+        if not _HEADER_VALUE_RE.fullmatch(value) or len(value) > 8192:
+            _fail("options.headers", f"the value of {name!r} is not a valid HTTP header value")
+        if lowered in _RESERVED_HEADERS or lowered.startswith("x-taskless-"):
+            _fail("options.headers", f"{name!r} is set by the job server and cannot be given")
+        if lowered == "content-type" and value.split(";")[0].strip().lower() != "application/json":
+            _fail("options.headers", "content-type is always application/json")
+
+
+def _encrypted(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != set(_ENCRYPTED_KEYS) or not all(
+        isinstance(value[k], str) for k in _ENCRYPTED_KEYS
+    ):
+        _fail("encrypted", "must be an object with string alg, kid, iv and data")
+    return {k: value[k] for k in _ENCRYPTED_KEYS}
+
+
+def parse_job_input(body: Any, policy: EndpointPolicy, *, allow_name: bool = False) -> JobInput:
+    """Validate a PUT or POST body ``{"payload", "endpoint", "options"}`` (``encrypted`` in
+    place of ``payload`` for an encrypted payload; ``name`` too when ``allow_name``)."""
+    data = _object(body)
+    _check_keys(data, _BODY_KEYS | {"name"} if allow_name else _BODY_KEYS)
+    name = data.get("name")
+    if name is not None:
+        if not isinstance(name, str):
+            _fail("name", "must be a string")
+        validate_path_name(name, "name")
+    if "payload" in data and "encrypted" in data:
+        _fail("payload", "give either payload or encrypted, not both")
+    if "payload" not in data and "encrypted" not in data:
+        _fail("payload", "is required (any JSON value, null included)")
+    encrypted = _encrypted(data["encrypted"]) if "encrypted" in data else None
+    if "endpoint" not in data:
+        _fail("endpoint", "is required: the URL the job is delivered to")
+    endpoint = policy.check(data["endpoint"])
+    return JobInput(
+        endpoint=endpoint,
+        options=_options(data.get("options"), partial=False),
+        payload=data.get("payload"),
+        encrypted=encrypted,
+        name=name,
+    )
+
+
+def parse_job_patch(body: Any, policy: EndpointPolicy) -> JobPatch:
+    """Validate a PATCH body: any of ``payload``/``encrypted``, ``endpoint``, ``options``."""
+    data = _object(body)
+    _check_keys(data, _BODY_KEYS)
+    if "payload" in data and "encrypted" in data:
+        _fail("payload", "give either payload or encrypted, not both")
+    return JobPatch(
+        payload=data.get("payload", UNSET),
+        encrypted=_encrypted(data["encrypted"]) if "encrypted" in data else UNSET,
+        endpoint=policy.check(data["endpoint"]) if "endpoint" in data else UNSET,
+        options=_options(data["options"], partial=True) if "options" in data else None,
+    )
+
+
+def parse_batch(body: Any, policy: EndpointPolicy) -> list[JobInput | ValidationError]:
+    """Validate a ``jobs:batch`` body ``{"jobs": [...]}``: one result per job, in order; a bad
+    job is its :class:`ValidationError` (its field prefixed ``jobs[i].``), not a failure of
+    the batch."""
+    data = _object(body)
+    _check_keys(data, frozenset({"jobs"}))
+    jobs = data.get("jobs")
+    if not isinstance(jobs, list):
+        _fail("jobs", "must be a list of jobs")
+    if len(jobs) > MAX_BATCH:
+        _fail("jobs", f"has {len(jobs)} jobs; at most {MAX_BATCH} per batch")
+    results: list[JobInput | ValidationError] = []
+    for i, item in enumerate(jobs):
+        try:
+            results.append(parse_job_input(item, policy, allow_name=True))
+        except ValidationError as exc:
+            results.append(ValidationError(f"jobs[{i}].{exc.field or 'body'}", exc.reason))
+    return results
+
+
+def parse_limit(value: str | None, *, default: int = 100, maximum: int = 1000) -> int:
+    """The ``limit`` query parameter."""
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= maximum:
+        _fail("limit", f"must be an integer from 1 to {maximum}")
+    return int(value)
+
+
+# -- applying requests to records ------------------------------------------------------------
+
+
+def apply_put(
+    current: JobRecord | None, queue: str, name: str, job: JobInput, now: datetime
+) -> JobRecord:
+    """The record after an upsert: a new job, or ``current`` replaced (same id)."""
+    if current is None:
+        return create_job(
+            queue, name, job.endpoint, job.payload, job.options, now, encrypted=job.encrypted
+        )
+    return replace_job(current, job.endpoint, job.payload, job.options, now, encrypted=job.encrypted)
+
+
+def apply_patch(
+    current: JobRecord | None, queue: str, name: str, patch: JobPatch, now: datetime
+) -> JobRecord:
+    """The record after a partial update.
+
+    :raises JobNotFound: there is no such job (nothing is created).
+    :raises ValidationError: the patched options no longer make a schedule.
+    """
+    if current is None:
+        raise JobNotFound(queue, name)
+    record = patch_job(
+        current,
+        now,
+        payload=patch.payload,
+        endpoint=patch.endpoint,
+        options=patch.options,
+        encrypted=patch.encrypted,
+    )
+    if patch.options is not None and patch.options.model_fields_set & {"run_every", "timezone", "run_at"}:
+        _check_schedule(record.options, now)
+    return record
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def _utc(dt: datetime | None) -> str | None:
+    return None if dt is None else format_timestamp(to_utc(dt))
+
+
+def render_options(options: JobOptions) -> dict[str, Any]:
+    """Options as on the wire; ``runAt`` keeps the offset it was given with."""
+    return {
+        "enabled": options.enabled,
+        "headers": options.headers,
+        "retries": options.retries,
+        "runAt": None if options.run_at is None else format_timestamp(options.run_at),
+        "runEvery": options.run_every,
+        "timezone": options.timezone,
+    }
+
+
+def render_job(record: JobRecord) -> dict[str, Any]:
+    """A job as the wire JSON of the API (camelCase; times in UTC except ``options.runAt``)."""
+    job: dict[str, Any] = {
+        "id": record.id,
+        "queue": record.queue,
+        "name": record.name,
+        "endpoint": record.endpoint,
+    }
+    if record.encrypted is not None:
+        job["encrypted"] = record.encrypted
+    else:
+        job["payload"] = record.payload
+    job.update(
+        options=render_options(record.options),
+        state=record.state.value,
+        nextRunAt=_utc(record.next_run_at),
+        createdAt=_utc(record.created_at),
+        updatedAt=_utc(record.updated_at),
+    )
+    return job
+
+
+def render_run(run: Run) -> dict[str, Any]:
+    """One run history entry (one attempt) as wire JSON."""
+    return {
+        "runId": run.run_id,
+        "attempt": run.attempt,
+        "scheduledAt": _utc(run.scheduled_at),
+        "startedAt": _utc(run.started_at),
+        "finishedAt": _utc(run.finished_at),
+        "status": run.status,
+        "statusCode": run.status_code,
+        "error": run.error,
+        "nextRetryAt": _utc(run.next_retry_at),
+    }
+
+
+def render_jobs(records: Sequence[JobRecord]) -> dict[str, Any]:
+    return {"jobs": [render_job(r) for r in records]}
+
+
+def error_body(code: str, message: str, field_name: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field_name:
+        error["field"] = field_name
+    return {"error": error}
+
+
+def error_status(code: str) -> int:
+    return _STATUS_OF_CODE.get(code, 500)
+
+
+def render_error(exc: TasklessError) -> tuple[int, dict[str, Any]]:
+    """The status and ``{"error": {...}}`` body for an error raised by the functions above."""
+    if isinstance(exc, ValidationError):
+        return 422, error_body("invalid", exc.reason, exc.field)
+    if isinstance(exc, JobNotFound):
+        return 404, error_body("not_found", exc.message)
+    return 500, error_body(exc.code, exc.message)

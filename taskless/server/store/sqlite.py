@@ -1,0 +1,547 @@
+"""The embedded store: one SQLite file in WAL mode, for a single job server process.
+
+All database work runs on one dedicated thread that owns the connection, so the event loop
+never blocks on disk and never needs a lock; each call is one hop to that thread however many
+jobs it handles (claims and results are batched by the dispatcher).
+
+Times are stored as integer microseconds since the Unix epoch (UTC), which sort and compare
+exactly; ``run_at`` is also kept as text to remember the offset it was given with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from taskless.core.engine import DEFAULT_LEASE, JobRecord, start_attempt
+from taskless.core.errors import ConfigurationError
+from taskless.core.models import JobOptions, JobState, Run
+from taskless.core.timeutil import format_timestamp
+
+from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Store
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+T = TypeVar("T")
+
+#: The schema this code writes; stored in ``PRAGMA user_version``.
+SCHEMA_VERSION: Final = 1
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+
+_SCHEMA: Final = """
+CREATE TABLE jobs (
+    id           TEXT PRIMARY KEY,
+    queue        TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    endpoint     TEXT NOT NULL,
+    payload      TEXT NOT NULL,      -- JSON: the payload, or the encrypted form
+    encrypted    INTEGER NOT NULL,   -- 1: payload holds {"alg", "kid", "iv", "data"}
+    enabled      INTEGER NOT NULL,
+    headers      TEXT NOT NULL,      -- JSON object
+    retries      INTEGER NOT NULL,
+    run_at       TEXT NOT NULL,      -- ISO-8601 with the offset it was given with
+    run_every    TEXT,
+    timezone     TEXT,
+    state        TEXT NOT NULL,
+    next_run_at  INTEGER,            -- times: microseconds since the epoch, UTC
+    occurrence   INTEGER NOT NULL,
+    run_id       TEXT,
+    attempt      INTEGER NOT NULL,
+    scheduled_at INTEGER,
+    version      INTEGER NOT NULL,
+    lease_until  INTEGER,
+    due_at       INTEGER,            -- when a dispatcher should take it (NULL: never)
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    UNIQUE (queue, name)
+);
+CREATE INDEX jobs_due ON jobs (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE runs (
+    seq           INTEGER PRIMARY KEY,
+    job_id        TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    attempt       INTEGER NOT NULL,
+    scheduled_at  INTEGER NOT NULL,
+    started_at    INTEGER NOT NULL,
+    finished_at   INTEGER,
+    status        TEXT NOT NULL,
+    status_code   INTEGER,
+    error         TEXT,
+    next_retry_at INTEGER
+);
+CREATE INDEX runs_job ON runs (job_id, seq);
+"""
+
+_JOB_COLUMNS: Final = (
+    "id, queue, name, endpoint, payload, encrypted, enabled, headers, retries, run_at, "
+    "run_every, timezone, state, next_run_at, occurrence, run_id, attempt, scheduled_at, "
+    "version, lease_until, created_at, updated_at"
+)
+_INSERT_JOB: Final = (
+    f"INSERT INTO jobs ({_JOB_COLUMNS}, due_at) VALUES ({', '.join('?' * 23)})"
+)
+_UPDATE_JOB: Final = """
+UPDATE jobs SET endpoint=?, payload=?, encrypted=?, enabled=?, headers=?, retries=?, run_at=?,
+    run_every=?, timezone=?, state=?, next_run_at=?, occurrence=?, run_id=?, attempt=?,
+    scheduled_at=?, version=?, lease_until=?, created_at=?, updated_at=?, due_at=?
+WHERE id=?
+"""
+_UPDATE_STATE: Final = """
+UPDATE jobs SET state=?, next_run_at=?, occurrence=?, run_id=?, attempt=?, scheduled_at=?,
+    lease_until=?, updated_at=?, due_at=?
+WHERE id=?
+"""
+_UPDATE_STATE_IF_UNCHANGED: Final = _UPDATE_STATE.rstrip() + (
+    " AND version=? AND run_id IS ? AND attempt=?"
+)
+_INSERT_RUN: Final = """
+INSERT INTO runs (job_id, run_id, attempt, scheduled_at, started_at, finished_at, status,
+    status_code, error, next_retry_at)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id=?)
+"""
+_PRUNE_RUNS: Final = """
+DELETE FROM runs WHERE job_id=? AND seq <= (
+    SELECT seq FROM runs WHERE job_id=? ORDER BY seq DESC LIMIT 1 OFFSET ?)
+"""
+
+_STATES: Final = {state.value: state for state in JobState}
+
+
+def _us(dt: datetime) -> int:
+    return (dt - _EPOCH) // _US
+
+
+def _us_or_none(dt: datetime | None) -> int | None:
+    return None if dt is None else (dt - _EPOCH) // _US
+
+
+def _dt(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _dt_required(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _record(row: tuple[Any, ...]) -> JobRecord:
+    (id_, queue, name, endpoint, payload, encrypted, enabled, headers, retries, run_at,
+     run_every, tz, state, next_run_at, occurrence, run_id, attempt, scheduled_at, version,
+     lease_until, created_at, updated_at) = row
+    # Stored options were validated when written: construct without validating again.
+    options = JobOptions.model_construct(
+        enabled=bool(enabled),
+        headers=json.loads(headers),
+        retries=retries,
+        run_at=datetime.fromisoformat(run_at),
+        run_every=run_every,
+        timezone=tz,
+    )
+    body = json.loads(payload)
+    return JobRecord(
+        id=id_,
+        queue=queue,
+        name=name,
+        endpoint=endpoint,
+        payload=None if encrypted else body,
+        encrypted=body if encrypted else None,
+        options=options,
+        state=_STATES[state],
+        next_run_at=_dt(next_run_at),
+        occurrence=occurrence,
+        run_id=run_id,
+        attempt=attempt,
+        scheduled_at=_dt(scheduled_at),
+        version=version,
+        lease_until=_dt(lease_until),
+        created_at=_dt_required(created_at),
+        updated_at=_dt_required(updated_at),
+    )
+
+
+def _config_values(r: JobRecord) -> tuple[Any, ...]:
+    o = r.options
+    return (
+        r.endpoint,
+        _dumps(r.encrypted if r.encrypted is not None else r.payload),
+        int(r.encrypted is not None),
+        int(o.enabled),
+        _dumps(o.headers),
+        o.retries,
+        format_timestamp(r.run_at),
+        o.run_every,
+        o.timezone,
+    )
+
+
+def _state_values(r: JobRecord) -> tuple[Any, ...]:
+    return (
+        r.state.value,
+        _us_or_none(r.next_run_at),
+        r.occurrence,
+        r.run_id,
+        r.attempt,
+        _us_or_none(r.scheduled_at),
+    )
+
+
+def _insert_values(r: JobRecord) -> tuple[Any, ...]:
+    return (
+        r.id, r.queue, r.name, *_config_values(r), *_state_values(r), r.version,
+        _us_or_none(r.lease_until), _us(r.created_at), _us(r.updated_at),
+        _us_or_none(r.due_at),
+    )
+
+
+def _update_values(r: JobRecord) -> tuple[Any, ...]:
+    return (
+        *_config_values(r), *_state_values(r), r.version, _us_or_none(r.lease_until),
+        _us(r.created_at), _us(r.updated_at), _us_or_none(r.due_at), r.id,
+    )
+
+
+def _state_update_values(r: JobRecord) -> tuple[Any, ...]:
+    return (
+        *_state_values(r), _us_or_none(r.lease_until), _us(r.updated_at),
+        _us_or_none(r.due_at), r.id,
+    )
+
+
+def _run_values(job_id: str, run: Run) -> tuple[Any, ...]:
+    return (
+        job_id, run.run_id, run.attempt, _us(run.scheduled_at), _us(run.started_at),
+        _us_or_none(run.finished_at), run.status, run.status_code, run.error,
+        _us_or_none(run.next_retry_at), job_id,
+    )
+
+
+def _run_from_row(row: tuple[Any, ...]) -> Run:
+    (run_id, attempt, scheduled_at, started_at, finished_at, status, status_code, error,
+     next_retry_at) = row
+    return Run.model_construct(
+        run_id=run_id,
+        attempt=attempt,
+        scheduled_at=_dt_required(scheduled_at),
+        started_at=_dt_required(started_at),
+        finished_at=_dt(finished_at),
+        status=status,
+        status_code=status_code,
+        error=error,
+        next_retry_at=_dt(next_retry_at),
+    )
+
+
+def database_path(url: str) -> str:
+    """The file of a ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or
+    ``sqlite://:memory:`` URL (a bare path is taken as is)."""
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://"):]
+        if rest == ":memory:" or rest == "/:memory:":
+            return ":memory:"
+        if not rest.startswith("/"):
+            raise ConfigurationError(
+                f"TASKLESS_DATABASE {url!r}: write sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db"
+            )
+        return rest[1:]
+    return url
+
+
+class SQLiteStore(Store):
+    """Jobs in a SQLite file (WAL). One job server process per file.
+
+    :param path: the database file (created with its directory) or ``":memory:"``.
+    :param history_limit: runs kept per job.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
+        super().__init__(history_limit=history_limit)
+        self.path = str(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
+        return cls(database_path(url), **kwargs)
+
+    # -- plumbing
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("the store is not open; use 'async with store' or await open()")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in one write transaction on the database thread."""
+        return await self._call(self._transaction, fn)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the store is closed")
+        return self._conn
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    # -- life cycle
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="taskless-sqlite")
+        try:
+            await self._call(self._open_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    def _open_sync(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"the database {self.path!r} has schema version {version}, newer than this "
+                    f"taskless understands ({SCHEMA_VERSION}); upgrade taskless"
+                )
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            # One process per file: attempts left running by a previous process are lost,
+            # so make them due again now instead of waiting for their leases.
+            now = _us(datetime.now(UTC))
+            conn.execute(
+                "UPDATE jobs SET due_at = ? WHERE state = 'running' AND due_at > ?", (now, now)
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(executor, self._close_sync)
+        executor.shutdown(wait=True)
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- jobs
+
+    async def get(self, queue: str, name: str) -> JobRecord | None:
+        return await self._call(self._get_sync, queue, name)
+
+    def _get_sync(self, queue: str, name: str) -> JobRecord | None:
+        row = self._connection().execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name=?", (queue, name)
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    async def list_jobs(
+        self, queue: str, *, limit: int = 100, after: str | None = None
+    ) -> list[JobRecord]:
+        return await self._call(self._list_jobs_sync, queue, limit, after)
+
+    def _list_jobs_sync(self, queue: str, limit: int, after: str | None) -> list[JobRecord]:
+        rows = self._connection().execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name>? ORDER BY name LIMIT ?",
+            (queue, after or "", limit),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    async def modify(
+        self, queue: str, name: str, change: Change
+    ) -> tuple[JobRecord | None, JobRecord | None]:
+        before, after = await self._write(
+            partial(self._modify_sync, queue=queue, name=name, change=change)
+        )
+        if after is not None and after is not before:
+            self._notify(after.due_at)
+        return before, after
+
+    def _modify_sync(
+        self, conn: sqlite3.Connection, *, queue: str, name: str, change: Change
+    ) -> tuple[JobRecord | None, JobRecord | None]:
+        row = conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name=?", (queue, name)
+        ).fetchone()
+        before = None if row is None else _record(row)
+        after = change(before)
+        if after is None:
+            return before, before
+        if (after.queue, after.name) != (queue, name):
+            raise ValueError("a change may not move a job to another queue or name")
+        if before is None:
+            conn.execute(_INSERT_JOB, _insert_values(after))
+        else:
+            if after.id != before.id:
+                raise ValueError("a change may not give a job another id")
+            conn.execute(_UPDATE_JOB, _update_values(after))
+        return before, after
+
+    async def modify_many(
+        self, changes: Sequence[tuple[str, str, Change]]
+    ) -> list[tuple[JobRecord | None, JobRecord | None] | Exception]:
+        results = await self._write(partial(self._modify_many_sync, changes))
+        due = [
+            r[1].due_at for r in results
+            if not isinstance(r, Exception) and r[1] is not None and r[1] is not r[0]
+        ]
+        if due:
+            known = [d for d in due if d is not None]
+            self._notify(min(known) if known else None)
+        return results
+
+    def _modify_many_sync(
+        self, changes: Sequence[tuple[str, str, Change]], conn: sqlite3.Connection
+    ) -> list[tuple[JobRecord | None, JobRecord | None] | Exception]:
+        results: list[tuple[JobRecord | None, JobRecord | None] | Exception] = []
+        for i, (queue, name, change) in enumerate(changes):
+            conn.execute(f"SAVEPOINT change{i}")
+            try:
+                results.append(self._modify_sync(conn, queue=queue, name=name, change=change))
+            except Exception as exc:  # noqa: BLE001 - one bad change does not sink the others
+                conn.execute(f"ROLLBACK TO change{i}")
+                results.append(exc)
+            conn.execute(f"RELEASE change{i}")
+        return results
+
+    async def delete(self, queue: str, name: str) -> JobRecord | None:
+        return await self._write(partial(self._delete_sync, queue, name))
+
+    def _delete_sync(self, queue: str, name: str, conn: sqlite3.Connection) -> JobRecord | None:
+        row = conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name=?", (queue, name)
+        ).fetchone()
+        if row is None:
+            return None
+        record = _record(row)
+        conn.execute("DELETE FROM jobs WHERE id=?", (record.id,))
+        conn.execute("DELETE FROM runs WHERE job_id=?", (record.id,))
+        return record
+
+    # -- dispatching
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease: timedelta = DEFAULT_LEASE
+    ) -> list[JobRecord]:
+        return await self._write(partial(self._claim_sync, now, limit, lease))
+
+    def _claim_sync(
+        self, now: datetime, limit: int, lease: timedelta, conn: sqlite3.Connection
+    ) -> list[JobRecord]:
+        rows = conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+            (_us(now), limit),
+        ).fetchall()
+        started = [start_attempt(_record(row), now, lease) for row in rows]
+        conn.executemany(_UPDATE_STATE, [_state_update_values(r) for r in started])
+        return started
+
+    async def record_attempts(self, attempts: Sequence[FinishedAttempt]) -> list[bool]:
+        if not attempts:
+            return []
+        applied = await self._write(partial(self._record_sync, attempts))
+        due = [a.record.due_at for a, ok in zip(attempts, applied, strict=True)
+               if ok and a.record is not None and a.record.due_at is not None]
+        if due:
+            self._notify(min(due))
+        return applied
+
+    def _record_sync(
+        self, attempts: Sequence[FinishedAttempt], conn: sqlite3.Connection
+    ) -> list[bool]:
+        applied = []
+        execute = conn.execute
+        for attempt in attempts:
+            record, started = attempt.record, attempt.started
+            if record is None or record is started:
+                applied.append(False)
+                continue
+            cursor = execute(
+                _UPDATE_STATE_IF_UNCHANGED,
+                (*_state_update_values(record), started.version, started.run_id, started.attempt),
+            )
+            applied.append(cursor.rowcount == 1)
+        conn.executemany(
+            _INSERT_RUN, [_run_values(attempt.started.id, attempt.run) for attempt in attempts]
+        )
+        keep = self.history_limit
+        conn.executemany(
+            _PRUNE_RUNS, [(job_id, job_id, keep) for job_id in {a.started.id for a in attempts}]
+        )
+        return applied
+
+    async def next_due_at(self) -> datetime | None:
+        return await self._call(self._next_due_sync)
+
+    def _next_due_sync(self) -> datetime | None:
+        (due,) = self._connection().execute(
+            "SELECT min(due_at) FROM jobs WHERE due_at IS NOT NULL"
+        ).fetchone()
+        return _dt(due)
+
+    # -- run history
+
+    async def runs(self, queue: str, name: str, *, limit: int = 100) -> list[Run] | None:
+        return await self._call(self._runs_sync, queue, name, limit)
+
+    def _runs_sync(self, queue: str, name: str, limit: int) -> list[Run] | None:
+        conn = self._connection()
+        row = conn.execute("SELECT id FROM jobs WHERE queue=? AND name=?", (queue, name)).fetchone()
+        if row is None:
+            return None
+        rows = conn.execute(
+            "SELECT run_id, attempt, scheduled_at, started_at, finished_at, status, "
+            "status_code, error, next_retry_at FROM runs WHERE job_id=? "
+            "ORDER BY seq DESC LIMIT ?",
+            (row[0], limit),
+        ).fetchall()
+        return [_run_from_row(r) for r in rows]
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
