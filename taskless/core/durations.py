@@ -40,7 +40,7 @@ _EXAMPLES = "such as 'P1D', 'PT15M' or 'P1M-5D'"
 _DATE_UNITS = {"Y": "years", "M": "months", "W": "weeks", "D": "days"}
 _TIME_UNITS = {"H": 3600, "M": 60, "S": 1}
 
-_COMPONENT = re.compile(r"([+-]?)(\d+)(?:[.,](\d+))?([A-Za-z])")
+_COMPONENT = re.compile(r"([+-]?)(\d+)(?:[.,](\d+))?([A-Za-z])", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,8 @@ def _components(source: str) -> list[_Component]:
         raise ValueError(f"has no components; add at least one, {_EXAMPLES}")
     if has_time and not time_part:
         raise ValueError("has a 'T' with nothing after it; add hours, minutes or seconds")
+    if "T" in time_part:
+        raise ValueError("has more than one 'T'")
     components = _part(date_part, "YMWD", in_time=False) + _part(time_part, "HMS", in_time=True)
     for component in components[:-1]:
         if component.fractional:

@@ -66,7 +66,7 @@ class Schedule:
         self.timezone = timezone
         self._start = to_utc(self.run_at)
         self._zone = _zone(timezone) if timezone is not None else _fixed_offset(self.run_at)
-        self._wall = self._start.astimezone(self._zone).replace(tzinfo=None, fold=0)
+        self._wall = _wall_time(self._start, self._zone)
         self._step = Duration() if self.every is None else self.every.positive
         self._back = Duration() if self.every is None else self.every.negative
         self._step_us = _micros(self._step)
@@ -163,7 +163,7 @@ class Schedule:
 
     def _check_first_repeat(self) -> None:
         # The duration rules guarantee this on a fixed offset; in a time zone a short day can
-        # bring occurrence 1 back to run_at (P1D-PT23H30M across a spring DST change).
+        # bring occurrence 1 back to run_at (P1DT-23H-30M across a spring DST change).
         try:
             first = self._occurrence(1)
         except OverflowError:
@@ -265,6 +265,15 @@ def _zone(name: str) -> ZoneInfo:
 def _fixed_offset(run_at: datetime) -> tzinfo:
     offset = run_at.utcoffset()
     return UTC if not offset else FixedOffset(offset)
+
+
+def _wall_time(instant: datetime, zone: tzinfo) -> datetime:
+    try:
+        return instant.astimezone(zone).replace(tzinfo=None, fold=0)
+    except OverflowError:
+        raise ValidationError(
+            "run_at", "is out of range in that time zone (local years 1 to 9999)"
+        ) from None
 
 
 def _instant(t: datetime) -> datetime:

@@ -27,7 +27,7 @@ _TIMESTAMP = re.compile(
         | (?P<sign>[+-])(?P<off_h>\d{2})(?::?(?P<off_m>\d{2}))?
     )?
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,
 )
 
 

@@ -79,6 +79,8 @@ REJECTED = [
     "P1Y2",
     "P 1D",
     "P1D T1H",
+    "P1DT1HT1M",
+    "P\u0661D",
     "P0D",
     "PT0S",
     "PT-0S",

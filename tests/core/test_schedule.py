@@ -133,6 +133,12 @@ def test_bad_input_is_refused_at_the_call() -> None:
         assert info.value.field == "timezone"
 
 
+def test_run_at_out_of_range_in_the_zone() -> None:
+    with pytest.raises(ValidationError) as info:
+        Schedule("9999-12-31T23:00Z", "P1D", "Pacific/Kiritimati")
+    assert info.value.field == "run_at"
+
+
 def test_at_refuses_negative_k() -> None:
     with pytest.raises(ValueError):
         Schedule("2024-06-01T09:00Z", "P1D").at(-1)

@@ -117,6 +117,7 @@ def test_no_offset_is_refused_whatever_the_machine_zone(tz: str, restore_tz: Non
         "2024-06-01T09:00.5Z",
         "2024-06-01T09:00:00 Z",
         "20240601T090000Z",
+        "\uff12\uff10\uff12\uff14-06-01T09:00:00Z",
         "2024-06-01T09:00:00+2",
         "0001-01-01T00:00:00+01:00",
         "9999-12-31T23:00:00-05:00",
