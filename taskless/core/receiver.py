@@ -146,7 +146,12 @@ class _Delivery:
     meta: JobMeta
     payload: Any
 
-    def validated_payload(self) -> Any:
+    def bind(self) -> Callable[[], Any]:
+        """The handler call, with the validated payload (raises :class:`_InvalidPayload`)."""
+        args, kwargs = self.registration.arguments(self._validated_payload(), self.meta)
+        return functools.partial(self.registration.func, *args, **kwargs)
+
+    def _validated_payload(self) -> Any:
         adapter = self.registration.adapter
         if adapter is None:
             return self.payload
@@ -208,7 +213,8 @@ class Receiver:
         if queue in self._registrations:
             raise ConfigurationError(f"queue {queue!r} already has a handler")
         if path in self._routes:
-            raise ConfigurationError(f"route {path!r} is already used by queue {self._routes[path]!r}")
+            taken_by = self._routes[path]
+            raise ConfigurationError(f"route {path!r} is already used by queue {taken_by!r}")
         passes_meta, meta_keyword = _meta_convention(func)
         if payload_type is None:
             payload_type = _annotated_payload_type(func)
@@ -250,8 +256,7 @@ class Receiver:
             return rejected.response
         started = self._started(delivery)
         try:
-            args, kwargs = delivery.registration.arguments(delivery.validated_payload(), delivery.meta)
-            result = delivery.registration.func(*args, **kwargs)
+            result = delivery.bind()()
             if inspect.isawaitable(result):
                 result = _run_awaitable(result)
         except Exception as exc:  # noqa: BLE001 - any handler error becomes a 4xx/5xx answer
@@ -267,8 +272,7 @@ class Receiver:
             return rejected.response
         started = self._started(delivery)
         try:
-            args, kwargs = delivery.registration.arguments(delivery.validated_payload(), delivery.meta)
-            call = functools.partial(delivery.registration.func, *args, **kwargs)
+            call = delivery.bind()
             if delivery.registration.is_async:
                 result = await call()
             else:
@@ -340,7 +344,8 @@ class Receiver:
             return parse_envelope(body)
         except ValidationError as exc:
             logger.warning("rejected a signed delivery with a malformed body: %s", exc.message)
-            _reject(400, "bad_request", f"malformed delivery body: {exc.message}", field_name=exc.field)
+            message = f"malformed delivery body: {exc.message}"
+            _reject(400, "bad_request", message, field_name=exc.field)
 
     @staticmethod
     def _started(delivery: _Delivery) -> float:
@@ -441,7 +446,7 @@ def _retry_after(seconds: float) -> int:
 
 def _invalid_payload_response(error: PydanticValidationError) -> ReceiverResponse:
     errors = [
-        {"field": ".".join(["payload", *(str(part) for part in item["loc"])]), "message": item["msg"]}
+        {"field": ".".join(["payload", *map(str, item["loc"])]), "message": item["msg"]}
         for item in error.errors(include_url=False, include_input=False)
     ]
     first = errors[0] if errors else {"field": "payload", "message": "invalid payload"}

@@ -404,7 +404,9 @@ def test_handler_exception_is_500_logged_not_leaked(caplog: pytest.LogCaptureFix
     assert caplog.records[0].exc_info is not None
 
 
-@pytest.mark.parametrize(("seconds", "header"), [(30, "30"), (0.2, "1"), (0, "0"), (1e12, "2147483647")])
+@pytest.mark.parametrize(
+    ("seconds", "header"), [(30, "30"), (0.2, "1"), (0, "0"), (1e12, "2147483647")]
+)
 def test_retry_later_is_503_with_retry_after(seconds: float, header: str) -> None:
     def handle(payload: Any) -> None:
         raise RetryLater(seconds)

@@ -21,7 +21,9 @@ from .conftest import NOW, PREVIOUS_SECRET, SECRET, Harness, Reply
 
 AT = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 OTHER_SECRET = "whsec_c29tZW9uZS1lbHNl"
-PAYLOAD = {"city": "Zürich", "tag": "🚒", "sep": "a\u2028b", "price": 10.5, "n": 12345678901234567890}
+PAYLOAD = {
+    "city": "Zürich", "tag": "🚒", "sep": "a\u2028b", "price": 10.5, "n": 12345678901234567890
+}
 
 
 class Order(BaseModel):
@@ -128,7 +130,9 @@ def test_signature_by_a_previous_secret_is_accepted(harness: Harness, calls: Cal
 
 
 @pytest.mark.parametrize("offset", [-299, 299])
-def test_timestamp_inside_the_window_is_accepted(harness: Harness, calls: Calls, offset: int) -> None:
+def test_timestamp_inside_the_window_is_accepted(
+    harness: Harness, calls: Calls, offset: int
+) -> None:
     assert post(harness, "emails", timestamp=NOW + offset).status == 200
 
 
