@@ -11,7 +11,7 @@ from typing import Any
 
 from taskless.core.errors import ConfigurationError
 
-from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Listener, Store
+from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Listener, Store, StoreUnavailable
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
@@ -19,6 +19,7 @@ __all__ = [
     "FinishedAttempt",
     "Listener",
     "Store",
+    "StoreUnavailable",
     "store_for_url",
 ]
 

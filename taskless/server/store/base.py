@@ -9,6 +9,7 @@ job server processes on one database, a PostgreSQL store.
 Contract (checked for every implementation by ``tests/server/test_store_contract.py``):
 
 * ``(queue, name)`` is unique; ``id`` never changes for the life of a job.
+* Database failures raise :class:`StoreUnavailable`.
 * :meth:`Store.modify` is an atomic read-modify-write of one job: ``change`` sees the current
   record (or ``None``) and returns the record to write, or ``None`` to write nothing; an
   exception from ``change`` aborts without writing anything. :meth:`Store.modify_many` does
@@ -45,9 +46,17 @@ from types import TracebackType
 from typing import Self
 
 from taskless.core.engine import DEFAULT_LEASE, JobRecord
+from taskless.core.errors import TasklessError
 from taskless.core.models import Run
 
-__all__ = ["DEFAULT_HISTORY_LIMIT", "Change", "FinishedAttempt", "Listener", "Store"]
+__all__ = [
+    "DEFAULT_HISTORY_LIMIT",
+    "Change",
+    "FinishedAttempt",
+    "Listener",
+    "Store",
+    "StoreUnavailable",
+]
 
 #: Runs kept per job by default.
 DEFAULT_HISTORY_LIMIT = 100
@@ -56,6 +65,12 @@ DEFAULT_HISTORY_LIMIT = 100
 Change = Callable[[JobRecord | None], JobRecord | None]
 #: Called with the earliest ``due_at`` a change introduced (``None``: unknown).
 Listener = Callable[[datetime | None], None]
+
+
+class StoreUnavailable(TasklessError):
+    """The database failed (unreachable, locked, full); the API answers 503."""
+
+    code = "unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from taskless.core.errors import ConfigurationError
 from taskless.core.models import JobOptions, JobState, Run
 from taskless.core.timeutil import format_timestamp
 
-from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Store
+from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Store, StoreUnavailable
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -283,7 +283,10 @@ class SQLiteStore(Store):
         if self._executor is None:
             raise RuntimeError("the store is not open; use 'async with store' or await open()")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args))
+        try:
+            return await loop.run_in_executor(self._executor, partial(fn, *args))
+        except sqlite3.OperationalError as exc:  # locked, disk full, read-only, ...
+            raise StoreUnavailable(f"the SQLite database {self.path!r} failed: {exc}") from exc
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` in one write transaction on the database thread."""
@@ -411,7 +414,7 @@ class SQLiteStore(Store):
         ).fetchone()
         before = None if row is None else _record(row)
         after = change(before)
-        if after is None:
+        if after is None or after is before:
             return before, before
         if (after.queue, after.name) != (queue, name):
             raise ValueError("a change may not move a job to another queue or name")
