@@ -1,0 +1,337 @@
+"""The ``taskless`` command.
+
+::
+
+    taskless dev                      a development job server on 127.0.0.1:3001 (SQLite in
+                                      ./.taskless/, development secrets, any loopback endpoint)
+    taskless serve                    a production job server (settings from TASKLESS_*)
+    taskless schedule RUN_AT RUN_EVERY [-n N] [--timezone TZ] [--after TIME]
+                                      print the runs of a schedule, one timestamp per line
+    taskless jobs QUEUE               list the jobs of a queue      } over the HTTP API of
+    taskless job QUEUE NAME           show one job as JSON          } TASKLESS_URL with
+    taskless runs QUEUE NAME          show a job's run history      } TASKLESS_API_KEY
+
+``dev`` and ``serve`` print ``listening on <url>`` once they accept requests (``--port 0``
+picks a free port), so scripts and tests can start one and wait for that line.
+Exit status: 0 success, 1 failure, 2 bad usage or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from taskless import __version__
+from taskless.core.errors import ConfigurationError, TasklessError, ValidationError, require
+from taskless.core.settings import (
+    DEV_API_KEY,
+    DEV_SIGNING_SECRET,
+    DEVELOPMENT,
+    PRODUCTION,
+    Settings,
+)
+
+__all__ = ["main"]
+
+DEV_HOST = "127.0.0.1"
+DEV_PORT = 3001
+READY_PREFIX = "listening on "
+
+
+class _UsageError(Exception):
+    """Bad input: printed as ``taskless <command>: <message>``, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        status: int = args.handler(args)
+    except _UsageError as exc:
+        print(f"taskless {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (ValidationError, ConfigurationError) as exc:
+        print(f"taskless {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except TasklessError as exc:
+        print(f"taskless {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskless", description="Taskless job server and tools."
+    )
+    parser.add_argument("--version", action="version", version=f"taskless {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run a development job server")
+    _server_options(dev, default_host=DEV_HOST)
+    dev.set_defaults(handler=_dev)
+
+    serve = commands.add_parser("serve", help="run a production job server")
+    _server_options(serve, default_host=DEV_HOST)
+    serve.set_defaults(handler=_serve)
+
+    schedule = commands.add_parser("schedule", help="print the runs of a schedule")
+    schedule.add_argument("run_at", metavar="RUN_AT", help="ISO-8601 with an offset, or 'now'")
+    schedule.add_argument("run_every", metavar="RUN_EVERY", help="ISO-8601 duration, e.g. P1D")
+    schedule.add_argument("-n", type=int, default=10, help="how many runs (default 10)")
+    schedule.add_argument("--timezone", help="IANA time zone for the calendar arithmetic")
+    schedule.add_argument(
+        "--after", help="only runs after this time ('now' or ISO-8601); default: from RUN_AT"
+    )
+    schedule.set_defaults(handler=_schedule)
+
+    jobs = commands.add_parser("jobs", help="list the jobs of a queue")
+    jobs.add_argument("queue", metavar="QUEUE")
+    jobs.add_argument("--limit", type=int, default=100)
+    _client_options(jobs)
+    jobs.set_defaults(handler=_jobs)
+
+    job = commands.add_parser("job", help="show one job")
+    job.add_argument("queue", metavar="QUEUE")
+    job.add_argument("name", metavar="NAME")
+    _client_options(job)
+    job.set_defaults(handler=_job)
+
+    runs = commands.add_parser("runs", help="show the run history of a job, newest first")
+    runs.add_argument("queue", metavar="QUEUE")
+    runs.add_argument("name", metavar="NAME")
+    runs.add_argument("--limit", type=int, default=20)
+    _client_options(runs)
+    runs.set_defaults(handler=_runs)
+    return parser
+
+
+def _server_options(parser: argparse.ArgumentParser, *, default_host: str) -> None:
+    parser.add_argument("--host", default=default_host, help=f"default {default_host}")
+    parser.add_argument(
+        "--port", type=int, default=DEV_PORT, help=f"default {DEV_PORT}; 0 picks a free port"
+    )
+    parser.add_argument("--database", help="TASKLESS_DATABASE, e.g. sqlite:///taskless.db")
+    parser.add_argument(
+        "--allowed-endpoints", help="TASKLESS_ALLOWED_ENDPOINTS: comma list of URL prefixes"
+    )
+    parser.add_argument("--concurrency", type=int, default=64, help="deliveries in flight")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
+    parser.add_argument("--backoff-base", type=float, default=1.0, help="retry delay base, s")
+    parser.add_argument("--backoff-cap", type=float, default=3600.0, help="retry delay cap, s")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="the job server (default TASKLESS_URL)")
+    parser.add_argument("--api-key", help="default TASKLESS_API_KEY")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+# -- servers ----------------------------------------------------------------------------------
+
+
+def _server_settings(args: argparse.Namespace, env: str) -> Settings:
+    overrides: dict[str, Any] = {"env": env, "database": args.database}
+    if args.allowed_endpoints is not None:
+        overrides["allowed_endpoints"] = tuple(
+            p.strip() for p in args.allowed_endpoints.split(",") if p.strip()
+        )
+    return Settings.from_env(**overrides)
+
+
+def _check_production(settings: Settings) -> None:
+    if settings.api_key == DEV_API_KEY:
+        raise ConfigurationError(
+            "TASKLESS_API_KEY is the development key; set a secret of your own "
+            "(or run 'taskless dev' for development)"
+        )
+    if DEV_SIGNING_SECRET in settings.signing_secrets:
+        raise ConfigurationError(
+            "TASKLESS_SIGNING_SECRET (or TASKLESS_PREVIOUS_SIGNING_SECRETS) holds the "
+            "development secret; generate one, e.g. "
+            "python -c \"import base64,os; print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
+        )
+    if not settings.allowed_endpoints:
+        raise ConfigurationError(
+            "TASKLESS_ALLOWED_ENDPOINTS is empty: set the URL prefixes of your app "
+            "(e.g. https://app.example.com/) so deliveries only go there"
+        )
+
+
+def _dev(args: argparse.Namespace) -> int:
+    settings = _server_settings(args, DEVELOPMENT)
+    return _run_server(args, settings, banner=_dev_banner(settings))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _server_settings(args, PRODUCTION)
+    _check_production(settings)
+    return _run_server(args, settings, banner=None)
+
+
+def _dev_banner(settings: Settings) -> str:
+    line = "=" * 78
+    allowed = ", ".join(settings.allowed_endpoints)
+    endpoints = "any loopback host (127.x.x.x, localhost, [::1])" + (
+        f" and {allowed}" if allowed else ""
+    )
+    return "\n".join([
+        line,
+        "  TASKLESS JOB SERVER: DEVELOPMENT MODE. Not for production (use 'taskless serve').",
+        f"  database                 {settings.database}",
+        f"  TASKLESS_API_KEY         {settings.api_key}",
+        f"  TASKLESS_SIGNING_SECRET  {settings.signing_secret}",
+        f"  deliveries allowed to    {endpoints}",
+        line,
+    ])
+
+
+def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | None) -> int:
+    require("uvicorn", "server")
+    require("aiohttp", "server")
+    from taskless.core.engine import Backoff
+
+    from .app import create_app
+    from .dispatcher import DispatcherConfig
+    from .runner import run
+
+    try:
+        config = DispatcherConfig(
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            backoff=Backoff(args.backoff_base, args.backoff_cap),
+        )
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings, dispatcher=config)
+    if banner:
+        print(banner, flush=True)
+
+    def ready(url: str) -> None:
+        print(f"Taskless job server ({settings.env}) {READY_PREFIX}{url}", flush=True)
+
+    try:
+        run(app, args.host, args.port, ready=ready, log_level=args.log_level)
+    except OSError as exc:
+        print(f"taskless {args.command}: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- schedule ---------------------------------------------------------------------------------
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from taskless.core.schedule import Schedule
+    from taskless.core.timeutil import format_timestamp, parse_timestamp, utcnow
+
+    if args.n < 0:
+        raise ValidationError("n", "must be >= 0")
+    run_at = utcnow() if args.run_at == "now" else parse_timestamp(args.run_at, field="run_at")
+    schedule = Schedule(run_at, args.run_every, args.timezone)
+    if args.after is None:
+        start = 0
+    else:
+        after = utcnow() if args.after == "now" else parse_timestamp(args.after, field="after")
+        found = schedule.first_after(after)
+        if found is None:
+            return 0
+        start = found[0]
+    out: TextIO = sys.stdout
+    for k in range(start, start + args.n):
+        try:
+            at = schedule.at(k)
+        except (OverflowError, ValueError):
+            break
+        out.write(format_timestamp(at) + "\n")
+    return 0
+
+
+# -- inspection over the API ------------------------------------------------------------------
+
+
+def _request(args: argparse.Namespace, *segments: str, query: str = "") -> Any:
+    """GET ``/v1/queues/<segments...>`` from the job server; the JSON body, or exit 1."""
+    from urllib.parse import quote
+
+    from taskless.core.http import HttpTransport
+    from taskless.core.transport import ApiRequest
+
+    settings = Settings.from_env(url=args.url, api_key=args.api_key)
+    path = "/v1/queues/" + "/".join(quote(s, safe="") for s in segments) + query
+    with HttpTransport.from_settings(settings) as transport:
+        response = transport.handle(ApiRequest("GET", path))
+    if response.ok:
+        return response.json
+    error = (response.json or {}).get("error", {}) if isinstance(response.json, dict) else {}
+    message = error.get("message") or f"the job server answered {response.status}"
+    if response.status == 401:
+        message += " (check TASKLESS_API_KEY or --api-key)"
+    raise _Failed(message)
+
+
+class _Failed(TasklessError):
+    """The job server refused the request (exit status 1)."""
+
+    code = "cli"
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+              .rstrip())
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    data = _request(args, args.queue, "jobs", query=f"?limit={args.limit}")
+    if args.json:
+        _print_json(data)
+        return 0
+    jobs = data.get("jobs", [])
+    _table(
+        [[j["name"], j["state"], j.get("nextRunAt") or "-", j["options"].get("runEvery") or "-",
+          j["endpoint"]] for j in jobs],
+        ["NAME", "STATE", "NEXT RUN", "EVERY", "ENDPOINT"],
+    )
+    return 0
+
+
+def _job(args: argparse.Namespace) -> int:
+    _print_json(_request(args, args.queue, "jobs", args.name))
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    data = _request(args, args.queue, "jobs", args.name, "runs", query=f"?limit={args.limit}")
+    if args.json:
+        _print_json(data)
+        return 0
+    _table(
+        [[r["runId"], str(r["attempt"]), r["status"], str(r.get("statusCode") or "-"),
+          r["startedAt"], r.get("error") or ""] for r in data.get("runs", [])],
+        ["RUN ID", "ATTEMPT", "STATUS", "CODE", "STARTED", "ERROR"],
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
