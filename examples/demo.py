@@ -12,6 +12,7 @@ delivered as promised, 1 otherwise.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -70,7 +72,26 @@ async def serve_app(app_port: int) -> uvicorn.Server:
     return server
 
 
+class OneLine(logging.Formatter):
+    """Handler failures are expected in the demo: log their message, not their traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"  {time.strftime('%H:%M:%S')}  (app log) {record.getMessage()}"
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        return ""
+
+
+def quiet_handler_tracebacks() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(OneLine())
+    receiver_log = logging.getLogger("taskless.receiver")
+    receiver_log.addHandler(handler)
+    receiver_log.propagate = False
+
+
 async def main() -> int:
+    quiet_handler_tracebacks()
     job_port, app_port = free_port(), free_port()
     os.environ["TASKLESS_URL"] = f"http://127.0.0.1:{job_port}"
     os.environ["TASKLESS_BASE_URL"] = f"http://127.0.0.1:{app_port}"
@@ -109,8 +130,8 @@ async def run_demo(job_port: int, app_port: int) -> int:
     ]
     for handler, name, payload, options, what in plans:
         job = await handler.enqueue(name, payload, options)
-        print(f"  {handler.name}/{name:<14} {what:<40} state={job.state.value}")
-    print(f"\ndeliveries (watching for {DURATION:.0f} s):")
+        print(f"  {handler.name + '/' + name:<20} {what:<40} state={job.state.value}")
+    print(f"\ndeliveries print as they arrive; watching for {DURATION:.0f} s")
     await asyncio.sleep(DURATION)
     await example.build_report.delete("heartbeat")
     server.should_exit = True

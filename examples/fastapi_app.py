@@ -32,7 +32,7 @@ def record(meta: JobMeta, note: str = "") -> None:
     lateness = (datetime.now(timezone.utc) - meta.scheduled_at).total_seconds()
     deliveries.append((meta.queue, meta.name, meta.attempt, lateness))
     print(
-        f"  {time.strftime('%H:%M:%S')}  {meta.queue}/{meta.name:<14} attempt {meta.attempt}"
+        f"  {time.strftime('%H:%M:%S')}  {meta.queue + '/' + meta.name:<20} attempt {meta.attempt}"
         f"  {lateness * 1000:7.1f} ms after its time  {note}",
         flush=True,
     )
