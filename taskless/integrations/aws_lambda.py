@@ -1,0 +1,481 @@
+"""Receive Taskless jobs in an AWS Lambda function, and enqueue them from it.
+
+::
+
+    from taskless import JobMeta
+    from taskless.integrations.aws_lambda import Taskless
+
+    taskless = Taskless()
+
+    @taskless.queue("emails")
+    def send_email(payload: Email, meta: JobMeta) -> None:
+        ...
+
+    handler = taskless.handler   # the function's entry point: "app.handler"
+
+The entry point routes each request by its path (``/api/queues/<queue>`` by default) to the
+queue's handler, through the core :class:`~taskless.core.receiver.Receiver`. It understands the
+HTTP events of four sources, each recognised from the event itself, and answers each in the
+shape that source expects:
+
+=========================  ====================================  ==============================
+source (:attr:`name`)      recognised by                          answer
+=========================  ====================================  ==============================
+``apigw-rest``             ``httpMethod`` + ``requestContext``    ``statusCode``, ``headers``,
+(API Gateway REST API, or  (payload format 1.0)                   ``multiValueHeaders`` when the
+HTTP API format 1.0)                                              request had them
+``apigw-http``             ``version: "2.0"`` +                   ``statusCode``, ``headers``
+(API Gateway HTTP API)     ``requestContext.http``
+``function-url``           as ``apigw-http``, on a                ``statusCode``, ``headers``
+(Lambda Function URL)      ``*.lambda-url.*`` domain
+``alb``                    ``requestContext.elb``                 ``statusCode``,
+(Application Load                                                 ``statusDescription``, and
+Balancer)                                                         ``multiValueHeaders`` if the
+                                                                  request used them, else
+                                                                  ``headers``
+=========================  ====================================  ==============================
+
+Bodies are read as sent (``isBase64Encoded`` honoured) and passed on as raw bytes, so the
+signature is checked over exactly what the job server signed. Header names are matched without
+regard to case. Any other event (a direct invocation, a queue or schedule event...) is answered
+``{"statusCode": 400, ...}`` with an ``unsupported_event`` error that says what was expected,
+and logged: never a traceback.
+
+Nothing here imports a web framework or an AWS SDK, which keeps cold starts short.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import http
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from urllib.parse import unquote
+
+from taskless.core.models import Job, JobOptions, parse_options
+from taskless.core.queue import UNSET, Queue, UnsetType
+from taskless.core.receiver import (
+    DEFAULT_PREFIX,
+    ReceivedRequest,
+    Receiver,
+    ReceiverResponse,
+    Registration,
+)
+from taskless.core.settings import Settings
+
+__all__ = [
+    "EVENT_SOURCES",
+    "EventSource",
+    "LambdaContext",
+    "QueueHandler",
+    "Taskless",
+    "infer_source",
+]
+
+logger = logging.getLogger("taskless.aws_lambda")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Options = JobOptions | dict[str, Any] | None
+LambdaEvent = Mapping[str, Any]
+LambdaResponse = dict[str, Any]
+
+
+class LambdaContext(Protocol):
+    """The Lambda context object, as far as Taskless knows it (no AWS package needed)."""
+
+    function_name: str
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class _MalformedEvent(Exception):
+    """Internal: the event is not an HTTP event of a known source, or is malformed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- event sources ---------------------------------------------------------------------------
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(event: LambdaEvent, key: str, source: str) -> str:
+    value = event.get(key)
+    if not isinstance(value, str) or not value:
+        raise _MalformedEvent(f"the {source} event has no {key!r} string")
+    return value
+
+
+def _body(event: LambdaEvent) -> bytes:
+    body = event.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise _MalformedEvent("the event's 'body' is not a string")
+    if event.get("isBase64Encoded") is True:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise _MalformedEvent(
+                "the event's 'body' is marked isBase64Encoded but is not base64"
+            ) from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: no byte string was ever sent like this
+        raise _MalformedEvent("the event's 'body' is not valid text") from None
+
+
+def _headers(single: Any, multi: Any = None) -> dict[str, str]:
+    """Header names in lower case; several values of one name joined with ``", "``.
+
+    ``multi`` (``multiValueHeaders``) holds every value and wins over ``single``
+    (``headers``, the last value only) for the names it has.
+    """
+    headers: dict[str, str] = {}
+    for name, value in _mapping(single).items():
+        if isinstance(name, str) and isinstance(value, str):
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    combined: dict[str, list[str]] = {}
+    for name, values in _mapping(multi).items():
+        if isinstance(name, str) and isinstance(values, list):
+            combined.setdefault(name.lower(), []).extend(v for v in values if isinstance(v, str))
+    headers.update({name: ", ".join(values) for name, values in combined.items() if values})
+    return headers
+
+
+def _encode_body(body: bytes) -> tuple[str, bool]:
+    """A response body for an event response: text if it is UTF-8, else base64."""
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
+
+
+def _strip(path: str, base_path: str) -> str:
+    if base_path and (path == base_path or path.startswith(base_path + "/")):
+        return path[len(base_path) :] or "/"
+    return path or "/"
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """One kind of HTTP event: how to recognise it, read it, and answer it.
+
+    ``name`` is one of :data:`EVENT_SOURCES`. ``base_path`` (a custom domain's base path
+    mapping, say ``/v1``) is removed from the front of the request path before routing.
+    """
+
+    name: str
+
+    def matches(self, event: LambdaEvent) -> bool:
+        """Whether ``event`` is of this source."""
+        context = _mapping(event.get("requestContext"))
+        if self.name == "alb":
+            return "elb" in context
+        if self.name in ("apigw-http", "function-url"):
+            if event.get("version") != "2.0" or "http" not in context:
+                return False
+            on_function_url = ".lambda-url." in str(context.get("domainName", ""))
+            return on_function_url == (self.name == "function-url")
+        # apigw-rest: payload format 1.0 (REST APIs, and HTTP APIs configured for 1.0)
+        return (
+            "httpMethod" in event
+            and bool(context)
+            and "elb" not in context
+            and event.get("version", "1.0") == "1.0"
+        )
+
+    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
+        """The request that ``event`` carries; raises :class:`_MalformedEvent` when it is
+        malformed."""
+        if self.name in ("apigw-http", "function-url"):
+            context = _mapping(event.get("requestContext"))
+            http_context = _mapping(context.get("http"))
+            method = _text(http_context, "method", self.name)
+            raw_path = event.get("rawPath") or http_context.get("path")
+            if not isinstance(raw_path, str) or not raw_path:
+                raise _MalformedEvent(f"the {self.name} event has no 'rawPath' string")
+            path = unquote(raw_path)
+            stage = context.get("stage")
+            # On the execute-api domain a named stage is the first segment of rawPath.
+            domain = str(context.get("domainName", ""))
+            if isinstance(stage, str) and stage not in ("", "$default") and (
+                domain.endswith(".amazonaws.com") or not domain
+            ):
+                path = _strip(path, f"/{stage}")
+            headers = _headers(event.get("headers"))
+            cookies = event.get("cookies")
+            if isinstance(cookies, list) and cookies and "cookie" not in headers:
+                headers["cookie"] = "; ".join(c for c in cookies if isinstance(c, str))
+        else:
+            method = _text(event, "httpMethod", self.name)
+            raw_path = _text(event, "path", self.name)
+            # API Gateway passes the path decoded; the load balancer passes it as sent.
+            path = unquote(raw_path) if self.name == "alb" else raw_path
+            headers = _headers(event.get("headers"), event.get("multiValueHeaders"))
+        return ReceivedRequest(
+            method=method.upper(),
+            path=_strip(path, base_path),
+            headers=headers,
+            body=_body(event),
+        )
+
+    def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
+        """``answer`` in the shape this source expects for ``event``."""
+        body, is_base64 = _encode_body(answer.body)
+        headers = dict(answer.headers)
+        multi = {name: [value] for name, value in headers.items()}
+        response: LambdaResponse = {"statusCode": answer.status}
+        if self.name == "alb":
+            response["statusDescription"] = _status_line(answer.status)
+            # With multi-value headers on, the load balancer reads only multiValueHeaders.
+            if "multiValueHeaders" in event:
+                response["multiValueHeaders"] = multi
+            else:
+                response["headers"] = headers
+        else:
+            response["headers"] = headers
+            if self.name == "apigw-rest" and event.get("multiValueHeaders") is not None:
+                response["multiValueHeaders"] = multi
+        response["body"] = body
+        response["isBase64Encoded"] = is_base64
+        return response
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+#: Every event source, in the order they are tried.
+SOURCES: tuple[EventSource, ...] = (
+    EventSource("alb"),
+    EventSource("function-url"),
+    EventSource("apigw-http"),
+    EventSource("apigw-rest"),
+)
+#: The names of the event sources the entry point understands.
+EVENT_SOURCES: tuple[str, ...] = tuple(source.name for source in SOURCES)
+
+
+def infer_source(event: object) -> EventSource | None:
+    """The source of ``event``, or ``None`` when it is not an HTTP event Taskless knows."""
+    if not isinstance(event, Mapping):
+        return None
+    return next((source for source in SOURCES if source.matches(event)), None)
+
+
+def _unsupported_response(message: str) -> LambdaResponse:
+    answer = ReceiverResponse.from_json(
+        400, {"error": {"code": "unsupported_event", "message": message}}
+    )
+    return {
+        "statusCode": answer.status,
+        "headers": dict(answer.headers),
+        "body": answer.body.decode("utf-8"),
+        "isBase64Encoded": False,
+    }
+
+
+def _describe(event: object) -> str:
+    if isinstance(event, Mapping):
+        keys = ", ".join(sorted(str(key) for key in event)[:12]) or "none"
+        return f"an object with the keys {keys}"
+    return f"a {type(event).__name__}"
+
+
+# --- queues ------------------------------------------------------------------------------------
+
+
+class QueueHandler(Generic[P, R]):
+    """A handler registered with :meth:`Taskless.queue`.
+
+    Calling it calls the original function, so it stays testable as it is. The queue methods
+    :meth:`enqueue`, :meth:`update`, :meth:`delete` and :meth:`get` are synchronous and act on
+    :attr:`queue`, a :class:`~taskless.core.queue.Queue` built on first use.
+    """
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        registration: Registration,
+        queue_factory: Callable[[], Queue[Any]],
+    ) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.registration = registration
+        self._queue_factory = queue_factory
+        self._queue: Queue[Any] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<QueueHandler {self.registration.queue!r}: {self.func!r}>"
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+        return self.registration.queue
+
+    @property
+    def route(self) -> str:
+        """The path where this queue's deliveries arrive."""
+        return self.registration.route
+
+    @property
+    def queue(self) -> Queue[Any]:
+        """The queue jobs are enqueued on; its endpoint is ``TASKLESS_BASE_URL`` + :attr:`route`
+        (the function's public URL, with the stage if the API has one in its URLs)."""
+        with self._lock:
+            if self._queue is None:
+                self._queue = self._queue_factory()
+            return self._queue
+
+    def enqueue(self, name: str | None, payload: Any, options: Options = None) -> Job[Any]:
+        """Create or replace the job ``name`` (``None``: the job server generates a name).
+        See :meth:`Queue.enqueue <taskless.core.queue.Queue.enqueue>`."""
+        return self.queue.enqueue(name, payload, options)
+
+    def update(
+        self, name: str, payload: Any | UnsetType = UNSET, options: Options = None
+    ) -> Job[Any]:
+        """Change only what is given of the existing job ``name``.
+        See :meth:`Queue.update <taskless.core.queue.Queue.update>`."""
+        return self.queue.update(name, payload, options)
+
+    def delete(self, name: str) -> Job[Any] | None:
+        """Remove the job ``name`` and its run history; ``None`` if there was none."""
+        return self.queue.delete(name)
+
+    def get(self, name: str) -> Job[Any] | None:
+        """The job ``name``, or ``None`` if there is none."""
+        return self.queue.get(name)
+
+    def close(self) -> None:
+        """Close the queue's transport if it was built; it is rebuilt on next use."""
+        with self._lock:
+            queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.close()
+
+
+# --- the entry point ---------------------------------------------------------------------------
+
+
+class Taskless:
+    """Taskless for an AWS Lambda function: declares queues and provides the entry point.
+
+    :param settings: default :meth:`Settings.from_env()
+        <taskless.core.settings.Settings.from_env>` (the function's environment variables).
+    :param prefix: where queue routes live (``<prefix>/<queue>``).
+    :param base_path: removed from the front of request paths before routing: the base path
+        of a custom domain's API mapping, say ``"/jobs"``. A named stage of an API Gateway
+        HTTP API on its ``execute-api`` domain is removed without it.
+    :param clock: unix seconds, for tests of signature timestamps.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        base_path: str = "",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.receiver = Receiver(
+            self.settings.signing_secrets, prefix=prefix, clock=clock or time.time
+        )
+        self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        self._handlers: dict[str, QueueHandler[..., Any]] = {}
+
+    def queue(
+        self,
+        name: str,
+        *,
+        options: Options = None,
+        route: str | None = None,
+        payload_type: Any = None,
+    ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]:
+        """Decorator: ``func`` handles the deliveries of queue ``name`` and gains its methods.
+
+        ``options`` are the queue's default job options; ``route`` replaces the default
+        ``<prefix>/<name>``; ``payload_type`` replaces the type read from the annotation of
+        the handler's first parameter. The handler is ``func(payload)`` or
+        ``func(payload, meta)``, sync or async (an async handler runs to completion inside
+        the invocation).
+        """
+        defaults = parse_options(options)  # fail at declaration, not at the first enqueue
+
+        def decorate(func: Callable[P, R]) -> QueueHandler[P, R]:
+            registration = self.receiver.register(
+                name, func, payload_type=payload_type, route=route
+            )
+            factory = functools.partial(self._new_queue, registration, defaults)
+            handler = QueueHandler(func, registration, factory)
+            self._handlers[name] = handler
+            return handler
+
+        return decorate
+
+    @property
+    def handlers(self) -> dict[str, QueueHandler[..., Any]]:
+        """The declared queues' handlers, by queue name."""
+        return dict(self._handlers)
+
+    def handler(self, event: Any, context: LambdaContext | None = None) -> LambdaResponse:
+        """The Lambda entry point: ``handler = taskless.handler``.
+
+        Takes the event of any source in :data:`EVENT_SOURCES` and returns the response in
+        that source's shape. Never raises for a bad request: an event of another shape is
+        answered 400 (``unsupported_event``), a malformed one 400 (``bad_request``).
+        """
+        source = infer_source(event)
+        if source is None:
+            message = (
+                f"this function handles HTTP events of API Gateway (REST or HTTP API), Lambda "
+                f"Function URLs and Application Load Balancers; it got {_describe(event)}"
+            )
+            logger.error("unsupported Lambda event: %s", message)
+            return _unsupported_response(message)
+        try:
+            request = source.request(event, base_path=self.base_path)
+        except _MalformedEvent as exc:
+            logger.warning("malformed %s event: %s", source.name, exc.message)
+            answer = ReceiverResponse.from_json(
+                400, {"error": {"code": "bad_request", "message": exc.message}}
+            )
+            return source.response(event, answer)
+        return source.response(event, self.receiver.handle(request))
+
+    def close(self) -> None:
+        """Close the queues' transports (they are rebuilt on next use)."""
+        for handler in self._handlers.values():
+            handler.close()
+
+    def _new_queue(self, registration: Registration, defaults: JobOptions) -> Queue[Any]:
+        return Queue(
+            registration.queue,
+            route=registration.route,
+            settings=self.settings,
+            defaults=defaults,
+            payload_type=registration.payload_type,
+        )

@@ -1,0 +1,375 @@
+"""Receive Taskless jobs in a Flask app, and enqueue them from it.
+
+::
+
+    from flask import Flask
+    from taskless import JobMeta
+    from taskless.integrations.flask import Taskless
+
+    app = Flask(__name__)
+    taskless = Taskless(app)
+
+    @taskless.queue("emails")
+    def send_email(payload: Email, meta: JobMeta) -> None:
+        ...
+
+    @app.post("/signup")
+    def signup():
+        send_email.enqueue("welcome:42", Email(to="ada@example.com"))
+        return {"ok": True}
+
+The usual Flask extension pattern: ``Taskless(app)``, or ``taskless = Taskless()`` at module level
+and ``taskless.init_app(app)`` in an app factory. Settings come from ``app.config["TASKLESS_..."]``
+and fall back to the ``TASKLESS_*`` environment variables (an explicit ``settings=`` wins over
+both). ``init_app`` registers a Blueprint whose rule ``<prefix>/<queue>`` (default
+``/api/queues/<queue>``) takes every method and hands the raw request to the core
+:class:`~taskless.core.receiver.Receiver`; queues declared with ``route=`` get a rule of their
+own. This module only translates requests and responses.
+
+Handlers may be sync or ``async def``: an async handler runs to completion on an event loop of
+its own inside the request, so it needs no ``flask[async]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from taskless.core.errors import ConfigurationError, MissingExtra
+
+try:
+    from flask import Blueprint, Flask, Response, current_app, has_app_context, request
+except ImportError:
+    raise MissingExtra("flask", "flask") from None
+
+from taskless.core.models import Job, JobOptions, parse_options
+from taskless.core.queue import UNSET, Queue, UnsetType
+from taskless.core.receiver import DEFAULT_PREFIX, ReceivedRequest, Receiver, Registration
+from taskless.core.settings import Settings
+
+__all__ = ["QueueHandler", "Taskless", "settings_from_config"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Options = JobOptions | dict[str, Any] | None
+
+#: Every method reaches the receiver, which answers 405 (``Allow: POST``) to all but POST.
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+#: The key of the extension's per-app state in ``app.extensions``.
+EXTENSION_KEY = "taskless"
+# The catalogue receiver below only validates declarations and never verifies a request, so
+# its key is irrelevant; each app's receiver is built with that app's secrets.
+_CATALOGUE_KEY = b"declarations-only"
+
+
+def settings_from_config(
+    config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from a Flask ``app.config``: its ``TASKLESS_*`` keys, then the environment.
+
+    Values may be strings, or lists/tuples for the comma lists
+    (``TASKLESS_PREVIOUS_SIGNING_SECRETS``, ...); ``None`` and ``""`` mean "not set here".
+    Raises :class:`~taskless.core.errors.ConfigurationError` like
+    :meth:`Settings.from_env() <taskless.core.settings.Settings.from_env>`.
+    """
+    merged = dict(os.environ if environ is None else environ)
+    for key, value in config.items():
+        if not key.startswith("TASKLESS_") or value is None or value == "":
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            merged[key] = ",".join(str(item) for item in value)
+        else:
+            merged[key] = str(value)
+    return Settings.from_env(merged)
+
+
+@dataclass
+class _AppState:
+    """What the extension keeps per app (in ``app.extensions["taskless"]``)."""
+
+    owner: Taskless
+    settings: Settings
+    receiver: Receiver
+    queues: dict[str, Queue[Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def queue(self, registration: Registration, defaults: JobOptions) -> Queue[Any]:
+        # Flask serves requests on several threads: build each queue (and its client) once.
+        with self.lock:
+            queue = self.queues.get(registration.queue)
+            if queue is None:
+                queue = Queue(
+                    registration.queue,
+                    route=registration.route,
+                    settings=self.settings,
+                    defaults=defaults,
+                    payload_type=registration.payload_type,
+                )
+                self.queues[registration.queue] = queue
+            return queue
+
+    def close(self) -> None:
+        with self.lock:
+            queues, self.queues = list(self.queues.values()), {}
+        for queue in queues:
+            queue.close()
+
+
+class QueueHandler(Generic[P, R]):
+    """A handler registered with :meth:`Taskless.queue`.
+
+    Calling it calls the original function, so it stays testable as it is. The queue methods
+    :meth:`enqueue`, :meth:`update`, :meth:`delete` and :meth:`get` are synchronous and act on
+    :attr:`queue`: the :class:`~taskless.core.queue.Queue` of the current Flask app (inside a
+    request or an app context), built on first use with that app's settings.
+    """
+
+    def __init__(
+        self, func: Callable[P, R], registration: Registration, owner: Taskless,
+        defaults: JobOptions,
+    ) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.registration = registration
+        self.defaults = defaults
+        self._owner = owner
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<QueueHandler {self.registration.queue!r}: {self.func!r}>"
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+        return self.registration.queue
+
+    @property
+    def route(self) -> str:
+        """The path of the app where this queue's deliveries arrive."""
+        return self.registration.route
+
+    @property
+    def queue(self) -> Queue[Any]:
+        """The queue jobs are enqueued on; its endpoint is ``TASKLESS_BASE_URL`` + :attr:`route`.
+
+        Which app's settings apply: the current app (in a request or ``app.app_context()``),
+        else the only app initialised with this extension, else (no app at all) the
+        environment. With several apps and no app context, this raises
+        :class:`~taskless.core.errors.ConfigurationError`.
+        """
+        return self._owner._state_for_queue().queue(self.registration, self.defaults)
+
+    def enqueue(self, name: str | None, payload: Any, options: Options = None) -> Job[Any]:
+        """Create or replace the job ``name`` (``None``: the job server generates a name).
+        See :meth:`Queue.enqueue <taskless.core.queue.Queue.enqueue>`."""
+        return self.queue.enqueue(name, payload, options)
+
+    def update(
+        self, name: str, payload: Any | UnsetType = UNSET, options: Options = None
+    ) -> Job[Any]:
+        """Change only what is given of the existing job ``name``.
+        See :meth:`Queue.update <taskless.core.queue.Queue.update>`."""
+        return self.queue.update(name, payload, options)
+
+    def delete(self, name: str) -> Job[Any] | None:
+        """Remove the job ``name`` and its run history; ``None`` if there was none."""
+        return self.queue.delete(name)
+
+    def get(self, name: str) -> Job[Any] | None:
+        """The job ``name``, or ``None`` if there is none."""
+        return self.queue.get(name)
+
+
+class Taskless:
+    """Taskless for a Flask app: mounts the signed receiver routes and declares queues.
+
+    :param app: the app to initialise now; or call :meth:`init_app` later (app factories).
+    :param settings: used for every app instead of ``app.config`` and the environment.
+    :param prefix: where queue routes live (``<prefix>/<queue>``).
+    :param clock: unix seconds, for tests of signature timestamps.
+    :param name: the Blueprint's name (and endpoint prefix).
+
+    Queues may be declared before or after :meth:`init_app`; one extension may serve several
+    apps, each with its own settings.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        settings: Settings | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Callable[[], float] | None = None,
+        name: str = "taskless",
+    ) -> None:
+        self.settings = settings
+        self.clock: Callable[[], float] = clock or time.time
+        self.name = name
+        # Validates declarations and holds their registrations (route, payload type...).
+        self._catalogue = Receiver([_CATALOGUE_KEY], prefix=prefix)
+        self.prefix = self._catalogue.prefix
+        self._handlers: dict[str, QueueHandler[..., Any]] = {}
+        self._apps: list[Flask] = []
+        self._appless: _AppState | None = None
+        self._custom_routes = 0
+        if app is not None:
+            self.init_app(app)
+
+    # --- declaring queues ----------------------------------------------------------------------
+
+    def queue(
+        self,
+        name: str,
+        *,
+        options: Options = None,
+        route: str | None = None,
+        payload_type: Any = None,
+    ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]:
+        """Decorator: ``func`` handles the deliveries of queue ``name`` and gains its methods.
+
+        ``options`` are the queue's default job options; ``route`` replaces the default
+        ``<prefix>/<name>``; ``payload_type`` replaces the type read from the annotation of
+        the handler's first parameter. The handler is ``func(payload)`` or
+        ``func(payload, meta)``, sync or async.
+        """
+        defaults = parse_options(options)  # fail at declaration, not at the first enqueue
+
+        def decorate(func: Callable[P, R]) -> QueueHandler[P, R]:
+            registration = self._catalogue.register(
+                name, func, payload_type=payload_type, route=route
+            )
+            handler = QueueHandler(func, registration, self, defaults)
+            self._handlers[name] = handler
+            for app in self._apps:
+                self._state(app).receiver.register(
+                    name, func, payload_type=registration.payload_type, route=registration.route
+                )
+                if registration.route != self._catalogue.route_for(name):
+                    self._add_custom_rule(app, registration.route)
+            return handler
+
+        return decorate
+
+    @property
+    def handlers(self) -> dict[str, QueueHandler[..., Any]]:
+        """The declared queues' handlers, by queue name."""
+        return dict(self._handlers)
+
+    # --- apps ----------------------------------------------------------------------------------
+
+    def init_app(self, app: Flask) -> None:
+        """Read ``app``'s settings and register the receiver Blueprint on it (once per app)."""
+        if any(known is app for known in self._apps):
+            return
+        existing = app.extensions.get(EXTENSION_KEY)
+        if existing is not None:
+            raise ConfigurationError(
+                f"app {app.name!r} already has a Taskless extension; use that one"
+            )
+        settings = self.settings or settings_from_config(app.config)
+        state = _AppState(self, settings, self._new_receiver(settings))
+        app.extensions[EXTENSION_KEY] = state
+        app.register_blueprint(self.blueprint())
+        self._apps.append(app)
+
+    def blueprint(self) -> Blueprint:
+        """A Blueprint with the receiver rules for the queues declared so far (:meth:`init_app`
+        registers one; the rules need the app's state, so register it through :meth:`init_app`)."""
+        blueprint = Blueprint(self.name, __name__)
+        blueprint.add_url_rule(
+            f"{self.prefix}/<queue>", "receive", self._view,
+            methods=_METHODS, provide_automatic_options=False,
+        )
+        for handler in self._handlers.values():
+            if handler.route != self._catalogue.route_for(handler.name):
+                self._custom_routes += 1
+                blueprint.add_url_rule(
+                    handler.route, f"custom_{self._custom_routes}", self._view,
+                    methods=_METHODS, provide_automatic_options=False,
+                )
+        return blueprint
+
+    def settings_for(self, app: Flask) -> Settings:
+        """The settings in use for ``app`` (initialised with :meth:`init_app`)."""
+        return self._state(app).settings
+
+    def receiver_for(self, app: Flask) -> Receiver:
+        """The receiver answering ``app``'s deliveries."""
+        return self._state(app).receiver
+
+    def close(self) -> None:
+        """Close the queues' transports, for every app (they are rebuilt on next use)."""
+        for app in self._apps:
+            self._state(app).close()
+        if self._appless is not None:
+            self._appless.close()
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _new_receiver(self, settings: Settings) -> Receiver:
+        receiver = Receiver(settings.signing_secrets, prefix=self.prefix, clock=self.clock)
+        for handler in self._handlers.values():
+            registration = handler.registration
+            receiver.register(
+                registration.queue, registration.func,
+                payload_type=registration.payload_type, route=registration.route,
+            )
+        return receiver
+
+    def _add_custom_rule(self, app: Flask, route: str) -> None:
+        self._custom_routes += 1
+        try:
+            app.add_url_rule(
+                route, f"{self.name}.custom_{self._custom_routes}", self._view,
+                methods=_METHODS, provide_automatic_options=False,
+            )
+        except AssertionError as exc:  # Flask refuses new rules once it served a request
+            raise ConfigurationError(
+                f"cannot add the route {route!r} to app {app.name!r}, which already serves "
+                "requests: declare queues with a custom route before the app starts"
+            ) from exc
+
+    def _state(self, app: Flask) -> _AppState:
+        state = app.extensions.get(EXTENSION_KEY)
+        if not isinstance(state, _AppState) or state.owner is not self:
+            raise ConfigurationError(
+                f"app {app.name!r} is not initialised with this Taskless: call "
+                "taskless.init_app(app)"
+            )
+        return state
+
+    def _state_for_queue(self) -> _AppState:
+        if has_app_context():
+            state = current_app.extensions.get(EXTENSION_KEY)
+            if isinstance(state, _AppState) and state.owner is self:
+                return state
+        if len(self._apps) == 1:
+            return self._state(self._apps[0])
+        if self._apps:
+            raise ConfigurationError(
+                "this Taskless serves several Flask apps: enqueue inside a request or "
+                "`with app.app_context():` so that the app's settings apply"
+            )
+        if self._appless is None:
+            settings = self.settings or Settings.from_env()
+            self._appless = _AppState(self, settings, self._catalogue)
+        return self._appless
+
+    def _view(self, **_: str) -> Response:
+        state = self._state(current_app)
+        received = ReceivedRequest(
+            method=request.method,
+            path=request.path,
+            headers=dict(request.headers.items()),
+            body=request.get_data(cache=False),
+        )
+        answer = state.receiver.handle(received)
+        return Response(answer.body, status=answer.status, headers=answer.headers)
