@@ -1,0 +1,281 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from taskless.core import api
+from taskless.core.engine import UNSET
+from taskless.core.errors import JobNotFound, ValidationError
+from taskless.core.models import JobState
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+LOOPBACK = api.EndpointPolicy(allow_loopback=True)
+ENDPOINT = "http://127.0.0.1:8000/jobs"
+
+BAD_RUN_EVERY = [
+    "P", "PT", "PD", "P1DT", "1D", "", "P12M4M", "P1.5M", "P0.5D", "PT1.5H30M",
+    "PT999999999999999999999999S", "P0D", "-P1D", "P1M-30D",
+]
+
+
+def body(**options: object) -> dict[str, object]:
+    return {"payload": {"a": 1}, "endpoint": ENDPOINT, "options": options}
+
+
+def test_parse_job_input_accepts_camel_and_snake_case() -> None:
+    camel = api.parse_job_input(body(runAt="2024-03-01T10:00:00+02:00", runEvery="P1D"), LOOPBACK)
+    snake = api.parse_job_input(body(run_at="2024-03-01T10:00:00+02:00", run_every="P1D"), LOOPBACK)
+    assert camel.options == snake.options
+    assert camel.options.run_every == "P1D"
+    assert camel.payload == {"a": 1}
+
+
+@pytest.mark.parametrize("run_every", BAD_RUN_EVERY)
+def test_bad_run_every_names_the_field(run_every: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(body(runEvery=run_every), LOOPBACK)
+    assert info.value.field == "options.run_every"
+    assert "run_every" in str(info.value)
+
+
+def test_naive_run_at_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(body(runAt="2024-03-01T10:00:00"), LOOPBACK)
+    assert info.value.field == "options.run_at"
+    assert "offset" in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"retries": -1}, "options.retries"),
+        ({"retries": "many"}, "options.retries"),
+        ({"timezone": "Mars/Olympus"}, "options.timezone"),
+        ({"unknown": 1}, "options.unknown"),
+        ({"headers": {"webhook-id": "x"}}, "options.headers"),
+        ({"headers": {"bad name": "x"}}, "options.headers"),
+        ({"headers": {"x-a": "line\r\nbreak"}}, "options.headers"),
+        ({"headers": {"content-type": "text/plain"}}, "options.headers"),
+        ({"headers": {"X-Taskless-Job": "x"}}, "options.headers"),
+    ],
+)
+def test_bad_options_name_the_field(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input({"payload": 1, "endpoint": ENDPOINT, "options": options}, LOOPBACK)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ([], "body"),
+        ({"endpoint": ENDPOINT}, "payload"),
+        ({"payload": 1}, "endpoint"),
+        ({"payload": 1, "endpoint": ENDPOINT, "extra": 1}, "extra"),
+        ({"payload": 1, "endpoint": ENDPOINT, "options": []}, "options"),
+        ({"payload": 1, "encrypted": {}, "endpoint": ENDPOINT}, "payload"),
+        ({"encrypted": {"alg": "A256GCM"}, "endpoint": ENDPOINT}, "encrypted"),
+    ],
+)
+def test_bad_bodies_name_the_field(data: object, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(data, LOOPBACK)
+    assert info.value.field == field
+
+
+def test_null_payload_is_a_payload() -> None:
+    assert api.parse_job_input({"payload": None, "endpoint": ENDPOINT}, LOOPBACK).payload is None
+
+
+def test_encrypted_payload() -> None:
+    encrypted = {"alg": "A256GCM", "kid": "k1", "iv": "aXY=", "data": "ZGF0YQ=="}
+    job = api.parse_job_input({"encrypted": encrypted, "endpoint": ENDPOINT}, LOOPBACK)
+    record = api.apply_put(None, "q", "n", job, T0)
+    wire = api.render_job(record)
+    assert wire["encrypted"] == encrypted
+    assert "payload" not in wire
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"{", b"{'a': 1}", b"[1,", b"\xff\xfe", b'{"a": NaN}', b'{"a": Infinity}']
+)
+def test_malformed_json(raw: bytes) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_json_body(raw)
+    assert info.value.field == "body"
+
+
+def test_too_large_body() -> None:
+    with pytest.raises(ValidationError):
+        api.parse_json_body(b" " * (api.MAX_BODY_BYTES + 1))
+
+
+# -- endpoints ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:8000/jobs",
+        "http://127.9.9.9/x",
+        "https://localhost/x",
+        "http://LOCALHOST:3000/",
+        "http://[::1]:8000/jobs",
+    ],
+)
+def test_development_allows_loopback(endpoint: str) -> None:
+    assert LOOPBACK.check(endpoint) == endpoint
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://10.0.0.1/x",
+        "http://example.com/jobs",
+        "ftp://127.0.0.1/x",
+        "127.0.0.1:8000/jobs",
+        "http://user:pw@127.0.0.1/x",
+        "http://127.0.0.1 /x",
+        "",
+        42,
+    ],
+)
+def test_development_refuses_others(endpoint: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        LOOPBACK.check(endpoint)
+    assert info.value.field == "endpoint"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allowed"),
+    [
+        ("https://app.example.com/jobs/emails", True),
+        ("https://app.example.com/jobs", True),
+        ("https://APP.example.com:443/jobs/x", True),
+        ("https://app.example.com/jobs-admin", False),
+        ("https://app.example.com.evil.net/jobs/x", False),
+        ("http://app.example.com/jobs/x", False),
+        ("https://app.example.com:8443/jobs/x", False),
+        ("https://app.example.com/other", False),
+        ("http://127.0.0.1/jobs", False),  # production: no loopback unless listed
+        ("https://api.example.com/anything", True),
+    ],
+)
+def test_production_prefixes(endpoint: str, allowed: bool) -> None:
+    policy = api.EndpointPolicy(("https://app.example.com/jobs", "https://api.example.com/"))
+    if allowed:
+        assert policy.check(endpoint) == endpoint
+    else:
+        with pytest.raises(ValidationError) as info:
+            policy.check(endpoint)
+        assert info.value.field == "endpoint"
+        assert "TASKLESS_ALLOWED_ENDPOINTS" in info.value.reason
+
+
+def test_invalid_prefix_setting() -> None:
+    with pytest.raises(ValidationError):
+        api.EndpointPolicy(("not a url",))
+
+
+# -- patch ------------------------------------------------------------------------------------
+
+
+def test_patch_body_keeps_unset_fields_unset() -> None:
+    patch = api.parse_job_patch({"options": {"retries": 2}}, LOOPBACK)
+    assert patch.payload is UNSET
+    assert patch.endpoint is UNSET
+    assert patch.options is not None
+    assert patch.options.model_fields_set == {"retries"}
+
+
+def test_apply_patch_of_missing_job_raises_not_found() -> None:
+    with pytest.raises(JobNotFound):
+        api.apply_patch(None, "q", "n", api.parse_job_patch({}, LOOPBACK), T0)
+
+
+def test_apply_patch_checks_the_merged_schedule() -> None:
+    record = api.apply_put(None, "q", "n", api.parse_job_input(body(runEvery="P1M"), LOOPBACK), T0)
+    with pytest.raises(ValidationError) as info:
+        api.apply_patch(
+            record, "q", "n", api.parse_job_patch({"options": {"runEvery": "P1M-30D"}}, LOOPBACK),
+            T0,
+        )
+    assert info.value.field == "options.run_every"
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def test_render_job_wire_format() -> None:
+    job = api.parse_job_input(
+        body(runAt="2024-03-01T10:00:00.5+02:00", runEvery="P1D", headers={"x-a": "b"}),
+        LOOPBACK,
+    )
+    record = api.apply_put(None, "emails", "welcome", job, T0)
+    assert api.render_job(record) == {
+        "id": record.id,
+        "queue": "emails",
+        "name": "welcome",
+        "endpoint": ENDPOINT,
+        "payload": {"a": 1},
+        "options": {
+            "enabled": True,
+            "headers": {"x-a": "b"},
+            "retries": 5,
+            "runAt": "2024-03-01T10:00:00.500000+02:00",
+            "runEvery": "P1D",
+            "timezone": None,
+        },
+        "state": "scheduled",
+        "nextRunAt": "2024-03-01T08:00:00.500000Z",
+        "createdAt": "2024-03-01T00:00:00Z",
+        "updatedAt": "2024-03-01T00:00:00Z",
+    }
+
+
+def test_render_error() -> None:
+    assert api.render_error(ValidationError("options.run_every", "bad")) == (
+        422, {"error": {"code": "invalid", "message": "bad", "field": "options.run_every"}}
+    )
+    status, body_ = api.render_error(JobNotFound("q", "n"))
+    assert status == 404
+    assert body_["error"]["code"] == "not_found"
+    assert "field" not in body_["error"]
+
+
+def test_batch_keeps_order_and_isolates_errors() -> None:
+    results = api.parse_batch(
+        {"jobs": [
+            {"payload": 1, "endpoint": ENDPOINT},
+            {"payload": 1, "endpoint": ENDPOINT, "options": {"runEvery": "P"}},
+            {"name": "named", "payload": 1, "endpoint": ENDPOINT},
+        ]},
+        LOOPBACK,
+    )
+    assert isinstance(results[0], api.JobInput)
+    assert isinstance(results[1], ValidationError)
+    assert results[1].field == "jobs[1].options.run_every"
+    assert isinstance(results[2], api.JobInput)
+    assert results[2].name == "named"
+
+
+def test_batch_limit() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_batch({"jobs": [{}] * (api.MAX_BATCH + 1)}, LOOPBACK)
+    assert info.value.field == "jobs"
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "a b", "x" * 201, "tab\t"])
+def test_bad_path_names(name: str) -> None:
+    with pytest.raises(ValidationError):
+        api.validate_path_name(name, "name")
+
+
+def test_put_then_replace_keeps_id() -> None:
+    job = api.parse_job_input(body(), LOOPBACK)
+    first = api.apply_put(None, "q", "n", job, T0)
+    second = api.apply_put(first, "q", "n", job, T0 + timedelta(seconds=1))
+    assert second.id == first.id
+    assert second.version == 2
+    assert second.state is JobState.SCHEDULED
