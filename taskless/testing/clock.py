@@ -1,0 +1,79 @@
+"""The virtual clock of the fake: time moves only when a test moves it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from taskless.core.durations import parse_duration
+from taskless.core.timeutil import format_timestamp, parse_timestamp, to_utc
+
+__all__ = ["VirtualClock", "as_timedelta"]
+
+
+def as_timedelta(value: timedelta | float | str, *, field: str = "by") -> timedelta:
+    """A step of time: a :class:`timedelta`, seconds, or an ISO-8601 duration of weeks, days,
+    hours, minutes and seconds (``"PT15M"``, ``"P1D"``; months and years have no fixed
+    length and are refused: advance to a time instead)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        duration = parse_duration(value, field=field)
+        if duration.years or duration.months:
+            raise ValueError(
+                f"{field}: {value!r} has years or months, which have no fixed length; "
+                "advance to a time instead (advance_to)"
+            )
+        return timedelta(
+            weeks=duration.weeks, days=duration.days, seconds=float(duration.seconds)
+        )
+    raise TypeError(f"{field} must be a timedelta, seconds or an ISO-8601 duration")
+
+
+class VirtualClock:
+    """A clock that stands still until :meth:`advance` or :meth:`set` move it forward.
+
+    :param start: the initial time (aware datetime or ISO-8601 timestamp with an offset);
+        default: the real current time, to the second.
+    """
+
+    def __init__(self, start: datetime | str | None = None) -> None:
+        if start is None:
+            self._now = datetime.now(UTC).replace(microsecond=0)
+        else:
+            self._now = to_utc(parse_timestamp(start, field="start"))
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """The current virtual time, aware, in UTC."""
+        return self._now
+
+    __call__ = now
+
+    def time(self) -> float:
+        """The current virtual time as unix seconds (a clock for signature checks)."""
+        return self._now.timestamp()
+
+    def set(self, when: datetime | str) -> datetime:
+        """Move the clock to ``when``; it never goes back (:class:`ValueError`)."""
+        target = to_utc(parse_timestamp(when, field="when"))
+        with self._lock:
+            if target < self._now:
+                raise ValueError(
+                    f"the virtual clock never goes back: it is {format_timestamp(self._now)}, "
+                    f"not moving to {format_timestamp(target)}"
+                )
+            self._now = target
+        return target
+
+    def advance(self, by: timedelta | float | str) -> datetime:
+        """Move the clock forward by ``by`` (see :func:`as_timedelta`); returns the new time."""
+        step = as_timedelta(by)
+        if step < timedelta(0):
+            raise ValueError("the virtual clock never goes back: give a positive step")
+        return self.set(self._now + step)
+
+    def __repr__(self) -> str:
+        return f"VirtualClock({format_timestamp(self._now)!r})"

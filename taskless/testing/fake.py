@@ -1,0 +1,995 @@
+"""The fake job server: the job server's HTTP API and dispatcher, in memory, on a virtual clock.
+
+It serves the API with the functions the real job server uses (:mod:`taskless.core.api`) and
+moves jobs through the same state machine (:mod:`taskless.core.engine`): schedules, retries,
+backoff, missed runs, disable/enable and in-flight semantics are the server's own code. What
+it replaces is the store (a dict), the clock (a :class:`~taskless.testing.clock.VirtualClock`)
+and the network: deliveries are the signed requests the job server sends, handed to the
+user's app in-process (or, in direct mode, to its handler functions).
+
+Nothing happens by itself: no thread, no timer. A test moves time and the fake delivers what
+falls due on the way, in time order::
+
+    fake = TasklessFake(app, start="2024-01-01T00:00:00Z")
+    queue = fake.queue("emails")
+    queue.enqueue("welcome", {"to": "ada@example.com"})
+    fake.run_due()                       # delivers "welcome" now
+    fake.advance("PT1H")                 # delivers what falls due in the next hour
+    fake.assert_delivered("welcome", times=1)
+
+Each driving method has an ``*_async`` twin for async tests, which runs ASGI apps and async
+handlers on the test's own event loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal, Self
+from unittest.mock import ANY
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from taskless import __version__
+from taskless.core import api, hooks
+from taskless.core.engine import (
+    Backoff,
+    JobRecord,
+    Outcome,
+    finish_attempt,
+    run_now,
+    start_attempt,
+)
+from taskless.core.envelope import EncryptedPayload, build_envelope
+from taskless.core.errors import JobNotFound, TasklessError, ValidationError
+from taskless.core.models import Job, JobOptions, Run, parse_options
+from taskless.core.queue import AsyncQueue, Queue
+from taskless.core.retry import RandomSource, parse_retry_after
+from taskless.core.settings import Settings
+from taskless.core.signing import decode_secret, signature_header
+from taskless.core.timeutil import format_timestamp, parse_timestamp, to_utc
+from taskless.core.transport import ApiRequest, ApiResponse
+
+from . import memory
+from .clock import VirtualClock, as_timedelta
+from .targets import DeliveryRequest, DeliveryResponse, DirectTarget, Target, target_for
+
+__all__ = ["ANY", "ApiCall", "Delivery", "Enqueued", "Scheduled", "TasklessFake"]
+
+Mode = Literal["app", "direct"]
+
+#: Deliveries one driving call makes at most, so a handler that re-enqueues itself for
+#: "now" forever fails the test instead of hanging it.
+DEFAULT_MAX_DELIVERIES: Final = 1_000_000
+
+# As the dispatcher: headers every delivery carries, which a job's own headers never replace.
+_PROTECTED: Final = frozenset(
+    {"content-type", "content-length", "host", "transfer-encoding", "connection",
+     "webhook-id", "webhook-timestamp", "webhook-signature",
+     "x-taskless-queue", "x-taskless-job", "x-taskless-attempt"}
+)
+_ERROR_SNIPPET: Final = 200
+_ROUTES_HELP: Final = "see the job server API in docs/architecture.md"
+
+Key = tuple[str, str]
+
+
+# -- what the fake records ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request a queue sent to the fake, and the answer."""
+
+    method: str
+    path: str
+    json: Any
+    status: int
+    response: Any
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A job accepted by an ``enqueue`` (create or replace) or a batch."""
+
+    queue: str
+    name: str
+    payload: Any
+    options: JobOptions
+    created: bool
+    at: datetime
+    #: The options exactly as the request gave them (camelCase, only those set).
+    given_options: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        verb = "created" if self.created else "replaced"
+        return (
+            f"{self.queue}/{self.name} payload={self.payload!r} "
+            f"options={_options_text(self.given_options)} ({verb} at {_ts(self.at)})"
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery attempt and how the app answered it."""
+
+    queue: str
+    name: str
+    run_id: str
+    attempt: int
+    scheduled_at: datetime
+    delivered_at: datetime
+    endpoint: str
+    payload: Any
+    request_headers: dict[str, str]
+    request_body: bytes
+    status: int | None
+    error: str | None
+    response_headers: dict[str, str]
+    response_body: bytes
+    #: When this occurrence will be retried (``None``: it will not be).
+    next_retry_at: datetime | None
+    #: What the handler raised, when the target can tell (direct mode).
+    exception: BaseException | None = None
+    #: ``False`` when the job was re-enqueued, changed or deleted while this attempt was in
+    #: flight: its result then went to the run history only, as on the job server.
+    applied: bool = True
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def response_json(self) -> Any:
+        """The app's answer, decoded (``None`` for an empty or non-JSON body)."""
+        try:
+            return json.loads(self.response_body) if self.response_body else None
+        except ValueError:
+            return None
+
+    def __str__(self) -> str:
+        outcome = str(self.status) if self.status is not None else "no answer"
+        if self.error and not self.succeeded:
+            outcome += f" ({self.error})"
+        retry = f", retry at {_ts(self.next_retry_at)}" if self.next_retry_at else ""
+        return (
+            f"{self.queue}/{self.name} attempt {self.attempt} at {_ts(self.delivered_at)} "
+            f"(scheduled {_ts(self.scheduled_at)}) -> {outcome}{retry}"
+        )
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A job waiting for its next delivery."""
+
+    queue: str
+    name: str
+    at: datetime
+    #: The grid time of the pending occurrence (``at`` is later for a retry).
+    scheduled_at: datetime | None
+    #: The attempt number the next delivery will carry.
+    attempt: int
+    payload: Any
+
+    def __str__(self) -> str:
+        retry = f" (retry, attempt {self.attempt})" if self.attempt > 1 else ""
+        return f"{self.queue}/{self.name} at {_ts(self.at)}{retry}"
+
+
+def _ts(value: datetime | None) -> str:
+    return "-" if value is None else format_timestamp(to_utc(value))
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in options.items()) + "}"
+
+
+class _AnyHttpEndpoint(api.EndpointPolicy):
+    """Accepts any http(s) URL with a host: tests deliver in-process, wherever the URL."""
+
+    def check(self, endpoint: Any, field_name: str = "endpoint") -> str:
+        try:
+            return super().check(endpoint, field_name)
+        except ValidationError:
+            if not isinstance(endpoint, str) or len(endpoint) > api.MAX_ENDPOINT_LENGTH:
+                raise
+            api.EndpointPolicy((endpoint,))  # raises unless an http(s) URL with a host
+            return endpoint
+
+
+class _Refused(Exception):
+    """Internal: an API route answered with an error status of its own."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class _Attempt:
+    started: JobRecord
+    request: DeliveryRequest
+    target: Target | None
+
+
+# -- the fake -------------------------------------------------------------------------------
+
+
+class TasklessFake:
+    """An in-memory job server with a virtual clock, for tests.
+
+    :param app: where deliveries go (see :meth:`mount`): a FastAPI/Starlette app, a Flask app,
+        an integration's ``Taskless`` object, a target of :mod:`taskless.testing.targets`.
+        ``None``: nothing is mounted yet; a delivery nobody serves fails like a refused
+        connection.
+    :param mode: ``"app"`` (through the app's signed receiver, in-process) or ``"direct"``
+        (call the queue's handler function; faster, skips HTTP and signatures).
+    :param settings: the signing secret and the defaults of queues made by :meth:`queue`;
+        default :meth:`Settings.from_env`, as the app reads them.
+    :param start: the virtual time to start at; default: now, to the second.
+    :param url: the ``memory://`` URL this fake serves once :meth:`install` ed.
+    :param backoff: retry delays (the job server's default: 1 s doubling up to 1 h).
+    :param rng: the source of backoff jitter; default ``random.Random(0)``, so runs repeat.
+    :param allowed_endpoints: refuse endpoints not under these URL prefixes (as the job
+        server in production); default: any http(s) URL.
+    :param signing_clock: unix time written in ``webhook-timestamp``; default the real clock,
+        which is the one the app's receiver checks signatures against. Pass
+        ``fake.clock.time`` when the receiver was built with that clock.
+    :param max_deliveries: deliveries one driving call may make before it gives up.
+    """
+
+    def __init__(
+        self,
+        app: Any = None,
+        *,
+        mode: Mode = "app",
+        settings: Settings | None = None,
+        start: datetime | str | None = None,
+        url: str = "memory://",
+        backoff: Backoff | None = None,
+        rng: RandomSource | None = None,
+        allowed_endpoints: tuple[str, ...] | list[str] | None = None,
+        signing_clock: Callable[[], float] = time.time,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        lease: timedelta = timedelta(seconds=120),
+    ) -> None:
+        memory.fake_key(url)
+        self.url = url
+        self.mode: Mode = mode
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.clock = VirtualClock(start)
+        self.backoff = backoff or Backoff()
+        self.rng: RandomSource = rng if rng is not None else random.Random(0)
+        self.policy: api.EndpointPolicy = (
+            _AnyHttpEndpoint()
+            if allowed_endpoints is None
+            else api.EndpointPolicy(tuple(allowed_endpoints))
+        )
+        self.signing_clock = signing_clock
+        self.max_deliveries = max_deliveries
+        self.lease = lease
+        self._key = decode_secret(self.settings.signing_secret)
+        self._user_agent = f"taskless/{__version__}"
+        self._lock = threading.RLock()
+        self._jobs: dict[Key, JobRecord] = {}
+        self._runs: dict[Key, list[Run]] = {}
+        self._tokens: dict[Key, int] = {}
+        self._heap: list[tuple[datetime, int, Key, int]] = []
+        self._seq = itertools.count()
+        self._targets: list[tuple[str | None, Target]] = []
+        self._handlers: DirectTarget | None = None
+        self._calls: list[ApiCall] = []
+        self._enqueued: list[Enqueued] = []
+        self._deliveries: list[Delivery] = []
+        self._driving = False
+        self._installed: list[tuple[str, TasklessFake | None]] = []
+        if app is not None:
+            self.mount(app, mode=mode)
+
+    def __repr__(self) -> str:
+        return (
+            f"TasklessFake({self.url!r}, now={_ts(self.now)}, jobs={len(self._jobs)}, "
+            f"deliveries={len(self._deliveries)})"
+        )
+
+    # -- setup ------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The virtual time."""
+        return self.clock.now()
+
+    def mount(self, app: Any, *, base_url: str | None = None, mode: Mode | None = None) -> Target:
+        """Deliver to ``app`` (see :func:`~taskless.testing.targets.target_for`).
+
+        :param base_url: only endpoints under this URL go to ``app``; default: every endpoint
+            not claimed by another mount with a ``base_url``.
+        :param mode: ``"app"`` or ``"direct"``; default the fake's mode.
+        :return: the target built.
+        """
+        target = target_for(app, mode or self.mode, settings=self.settings)
+        with self._lock:
+            self._targets = [(p, t) for p, t in self._targets if p != base_url]
+            self._targets.append((base_url, target))
+            # longest base URL first; the catch-all (None) last
+            self._targets.sort(key=lambda item: -1 if item[0] is None else len(item[0]),
+                               reverse=True)
+        return target
+
+    def handle(self, queue: str, func: Callable[..., Any] | None = None) -> Any:
+        """Have ``func`` handle the deliveries of ``queue``, called directly (no app).
+        Usable as a decorator: ``@fake.handle("emails")``. Wins over mounted apps."""
+
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            with self._lock:
+                if self._handlers is None:
+                    self._handlers = DirectTarget({})
+                self._handlers.add(queue, handler)
+            return handler
+
+        return register if func is None else register(func)
+
+    def queue(self, name: str, **kwargs: Any) -> Queue[Any]:
+        """A sync :class:`~taskless.core.queue.Queue` that talks to this fake
+        (keyword arguments as for ``Queue``; settings default to the fake's)."""
+        kwargs.setdefault("settings", self.settings)
+        return Queue(name, transport=memory.MemoryTransport(self.url, fake=self), **kwargs)
+
+    def async_queue(self, name: str, **kwargs: Any) -> AsyncQueue[Any]:
+        """An :class:`~taskless.core.queue.AsyncQueue` that talks to this fake."""
+        kwargs.setdefault("settings", self.settings)
+        return AsyncQueue(name, transport=memory.MemoryTransport(self.url, fake=self), **kwargs)
+
+    @property
+    def transport(self) -> memory.MemoryTransport:
+        """A transport (sync and async) bound to this fake, for ``Queue(transport=...)``."""
+        return memory.MemoryTransport(self.url, fake=self)
+
+    def install(self) -> Self:
+        """Serve :attr:`url`: queues whose ``TASKLESS_URL`` is that URL now reach this fake.
+        Undo with :meth:`uninstall` (or use the fake as a context manager)."""
+        previous = memory.activate(self, self.url)
+        self._installed.append((self.url, previous))
+        return self
+
+    def uninstall(self) -> None:
+        """Stop serving :attr:`url`; the fake active before :meth:`install` serves it again."""
+        while self._installed:
+            url, previous = self._installed.pop()
+            memory.deactivate(self, url, previous)
+
+    def __enter__(self) -> Self:
+        return self.install()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.uninstall()
+
+    def reset(self) -> None:
+        """Forget every job, run, call and delivery (the clock and mounts stay)."""
+        with self._lock:
+            self._jobs.clear()
+            self._runs.clear()
+            self._tokens.clear()
+            self._heap.clear()
+            self._calls.clear()
+            self._enqueued.clear()
+            self._deliveries.clear()
+
+    # -- the job server API -------------------------------------------------------------------
+
+    def handle_api(self, request: ApiRequest) -> ApiResponse:
+        """Answer one job server API request, as the job server would."""
+        # Through JSON both ways, as on the wire: nothing is shared with the caller's objects.
+        raw = b"" if request.json is None else json.dumps(
+            request.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+        with self._lock:
+            now = self.now
+            try:
+                status, body = self._route(request.method.upper(), request.path, raw, now)
+            except _Refused as refused:
+                status, body = refused.status, refused.body
+            except TasklessError as exc:
+                status, body = api.render_error(exc)
+            self._calls.append(ApiCall(request.method.upper(), request.path,
+                                       _copy(request.json), status, body, now))
+        return ApiResponse(status, json.loads(json.dumps(body)),
+                           {"content-type": "application/json"})
+
+    def _route(self, method: str, target: str, raw: bytes, now: datetime) -> tuple[int, Any]:
+        parts = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        segments = [unquote(s) for s in parts.path.strip("/").split("/")]
+        if segments == ["healthz"]:
+            self._allow(method, "GET")
+            return 200, {"status": "ok", "dispatcher": "running"}
+        if len(segments) < 4 or segments[:2] != ["v1", "queues"]:
+            raise _Refused(404, api.error_body(
+                "not_found", f"no route {parts.path!r}; {_ROUTES_HELP}"))
+        queue, rest = segments[2], segments[3:]
+        if rest == ["jobs"]:
+            self._allow(method, "GET", "POST")
+            queue = api.validate_path_name(queue, "queue")
+            if method == "GET":
+                return self._list(queue, query)
+            return self._create(queue, raw, now)
+        if rest == ["jobs:batch"]:
+            self._allow(method, "POST")
+            return self._batch(api.validate_path_name(queue, "queue"), raw, now)
+        if len(rest) in (2, 3) and rest[0] == "jobs":
+            name = rest[1]
+            if len(rest) == 2:
+                self._allow(method, "GET", "PUT", "PATCH", "DELETE")
+                key = (api.validate_path_name(queue, "queue"), api.validate_path_name(name, "name"))
+                return self._job_route(method, key, raw, now)
+            if rest[2] == "runs":
+                self._allow(method, "GET")
+                key = (api.validate_path_name(queue, "queue"), api.validate_path_name(name, "name"))
+                return self._history(key, query)
+            if rest[2] == "run":
+                self._allow(method, "POST")
+                key = (api.validate_path_name(queue, "queue"), api.validate_path_name(name, "name"))
+                return 200, api.render_job(self._write(run_now(self._found(key), now)))
+        raise _Refused(404, api.error_body("not_found", f"no route {parts.path!r}; {_ROUTES_HELP}"))
+
+    @staticmethod
+    def _allow(method: str, *allowed: str) -> None:
+        if method not in allowed:
+            raise _Refused(405, api.error_body(
+                "method_not_allowed", f"{method} is not allowed here"))
+
+    def _found(self, key: Key) -> JobRecord:
+        record = self._jobs.get(key)
+        if record is None:
+            raise JobNotFound(*key)
+        return record
+
+    def _job_route(self, method: str, key: Key, raw: bytes, now: datetime) -> tuple[int, Any]:
+        queue, name = key
+        if method == "GET":
+            return 200, api.render_job(self._found(key))
+        if method == "DELETE":
+            record = self._found(key)
+            self._remove(key)
+            return 200, api.render_job(record)
+        if method == "PUT":
+            job = api.parse_job_input(api.parse_json_body(raw), self.policy)
+            before = self._jobs.get(key)
+            after = self._write(api.apply_put(before, queue, name, job, now))
+            self._log_enqueue(after, job, before is None, now)
+            return (201 if before is None else 200), api.render_job(after)
+        patch = api.parse_job_patch(api.parse_json_body(raw), self.policy)
+        return 200, api.render_job(
+            self._write(api.apply_patch(self._jobs.get(key), queue, name, patch, now))
+        )
+
+    def _create(self, queue: str, raw: bytes, now: datetime) -> tuple[int, Any]:
+        job = api.parse_job_input(api.parse_json_body(raw), self.policy)
+        name = api.generate_name()
+        after = self._write(api.apply_put(self._jobs.get((queue, name)), queue, name, job, now))
+        self._log_enqueue(after, job, True, now)
+        return 201, api.render_job(after)
+
+    def _batch(self, queue: str, raw: bytes, now: datetime) -> tuple[int, Any]:
+        results: list[dict[str, Any]] = []
+        for item in api.parse_batch(api.parse_json_body(raw), self.policy):
+            if isinstance(item, ValidationError):
+                status, body = api.render_error(item)
+                results.append({"status": status, **body})
+                continue
+            name = item.name or api.generate_name()
+            before = self._jobs.get((queue, name))
+            try:
+                after = self._write(api.apply_put(before, queue, name, item, now))
+            except TasklessError as exc:
+                status, body = api.render_error(exc)
+                results.append({"status": status, **body})
+                continue
+            self._log_enqueue(after, item, before is None, now)
+            results.append({"status": 201 if before is None else 200, "job": api.render_job(after)})
+        return 200, {"results": results}
+
+    def _list(self, queue: str, query: dict[str, str]) -> tuple[int, Any]:
+        limit = api.parse_limit(query.get("limit"))
+        after = query.get("after") or None
+        names = sorted(n for q, n in self._jobs if q == queue and (after is None or n > after))
+        return 200, {"jobs": [api.render_job(self._jobs[(queue, n)]) for n in names[:limit]]}
+
+    def _history(self, key: Key, query: dict[str, str]) -> tuple[int, Any]:
+        limit = api.parse_limit(query.get("limit"))
+        self._found(key)
+        runs = list(reversed(self._runs.get(key, [])))[:limit]
+        return 200, {"runs": [api.render_run(r) for r in runs]}
+
+    def _log_enqueue(self, record: JobRecord, job: api.JobInput, created: bool, now: datetime) -> None:
+        self._enqueued.append(Enqueued(
+            queue=record.queue,
+            name=record.name,
+            payload=_copy(record.payload),
+            options=record.options,
+            created=created,
+            at=now,
+            given_options=job.options.to_wire(only_set=True),
+        ))
+
+    # -- the store ----------------------------------------------------------------------------
+
+    def _write(self, record: JobRecord) -> JobRecord:
+        key = (record.queue, record.name)
+        self._jobs[key] = record
+        token = self._tokens.get(key, 0) + 1
+        self._tokens[key] = token
+        due = record.due_at
+        if due is not None:
+            heapq.heappush(self._heap, (due, next(self._seq), key, token))
+        return record
+
+    def _remove(self, key: Key) -> None:
+        del self._jobs[key]
+        self._runs.pop(key, None)
+        self._tokens[key] = self._tokens.get(key, 0) + 1
+
+    def _next_due(self) -> tuple[datetime, Key] | None:
+        heap = self._heap
+        while heap:
+            due, _, key, token = heap[0]
+            if self._tokens.get(key) == token:
+                return due, key
+            heapq.heappop(heap)
+        return None
+
+    # -- delivering ---------------------------------------------------------------------------
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        """When the next delivery is due (``None``: nothing is scheduled)."""
+        with self._lock:
+            found = self._next_due()
+        return None if found is None else found[0]
+
+    def run_due(self) -> list[Delivery]:
+        """Deliver everything due now (retries due now included, and jobs that handlers
+        enqueue for now); the clock does not move. Returns the deliveries made."""
+        return self.advance_to(self.now)
+
+    def advance(self, by: timedelta | float | str) -> list[Delivery]:
+        """Move the clock forward by ``by`` (a timedelta, seconds, or ``"PT15M"``),
+        delivering every occurrence and retry that falls due on the way, in time order, each
+        at its own time. Returns the deliveries made."""
+        return self.advance_to(self.now + as_timedelta(by))
+
+    def advance_to(self, when: datetime | str) -> list[Delivery]:
+        """Move the clock forward to ``when``, delivering what falls due on the way (see
+        :meth:`advance`)."""
+        made: list[Delivery] = []
+        with self._driving_guard():
+            for attempt in self._attempts(self._target_time(when)):
+                made.append(self._finish(attempt, self._send(attempt)))
+        return made
+
+    async def run_due_async(self) -> list[Delivery]:
+        """:meth:`run_due` for async tests (the app runs on the current event loop)."""
+        return await self.advance_to_async(self.now)
+
+    async def advance_async(self, by: timedelta | float | str) -> list[Delivery]:
+        """:meth:`advance` for async tests."""
+        return await self.advance_to_async(self.now + as_timedelta(by))
+
+    async def advance_to_async(self, when: datetime | str) -> list[Delivery]:
+        """:meth:`advance_to` for async tests."""
+        made: list[Delivery] = []
+        with self._driving_guard():
+            for attempt in self._attempts(self._target_time(when)):
+                made.append(self._finish(attempt, await self._send_async(attempt)))
+        return made
+
+    def _target_time(self, when: datetime | str) -> datetime:
+        target = to_utc(parse_timestamp(when, field="when"))
+        if target < self.now:
+            raise ValueError(
+                f"the virtual clock never goes back: it is {_ts(self.now)}, not {_ts(target)}"
+            )
+        return target
+
+    class _Guard:
+        def __init__(self, fake: TasklessFake) -> None:
+            self.fake = fake
+
+        def __enter__(self) -> None:
+            with self.fake._lock:
+                if self.fake._driving:
+                    raise RuntimeError(
+                        "the fake is already delivering: a handler cannot run_due() or "
+                        "advance() the clock of the fake that is delivering to it"
+                    )
+                self.fake._driving = True
+
+        def __exit__(self, *exc_info: object) -> None:
+            self.fake._driving = False
+
+    def _driving_guard(self) -> TasklessFake._Guard:
+        return TasklessFake._Guard(self)
+
+    def _attempts(self, until: datetime) -> Iterator[_Attempt]:
+        """The attempts due up to ``until``, each started at its own time; the caller
+        delivers each and hands it to :meth:`_finish` before asking for the next."""
+        count = 0
+        while True:
+            with self._lock:
+                found = self._next_due()
+                if found is None or found[0] > until:
+                    break
+                due, key = found
+                if due > self.now:
+                    self.clock.set(due)
+                count += 1
+                if count > self.max_deliveries:
+                    raise RuntimeError(
+                        f"more than {self.max_deliveries} deliveries in one step: a handler "
+                        "keeps enqueuing jobs due now? (raise max_deliveries if intended)"
+                    )
+                attempt = self._start(key)
+            yield attempt
+        with self._lock:
+            if until > self.now:
+                self.clock.set(until)
+
+    def _start(self, key: Key) -> _Attempt:
+        now = self.now
+        started = self._write(start_attempt(self._jobs[key], now, self.lease))
+        encrypted = (
+            EncryptedPayload(**started.encrypted) if started.encrypted is not None else None
+        )
+        body = build_envelope(
+            started.queue,
+            started.name,
+            started.attempt,
+            started.scheduled_at or started.run_at,
+            started.payload,
+            encrypted=encrypted,
+        )
+        request = DeliveryRequest(started.endpoint, self._headers(started, body), body)
+        return _Attempt(started, request, self._target(started))
+
+    def _headers(self, record: JobRecord, body: bytes) -> dict[str, str]:
+        msg_id = record.run_id or ""
+        timestamp = int(self.signing_clock())
+        headers = {"content-type": "application/json", "user-agent": self._user_agent}
+        for name, value in record.options.headers.items():
+            if name.lower() not in _PROTECTED:
+                headers[name] = value
+        headers["webhook-id"] = msg_id
+        headers["webhook-timestamp"] = str(timestamp)
+        headers["webhook-signature"] = signature_header(msg_id, timestamp, body, [self._key])
+        headers["x-taskless-queue"] = record.queue
+        headers["x-taskless-job"] = record.name
+        headers["x-taskless-attempt"] = str(record.attempt)
+        return headers
+
+    def _target(self, record: JobRecord) -> Target | None:
+        if self._handlers is not None and record.queue in self._handlers.queues:
+            return self._handlers
+        for base_url, target in self._targets:
+            if base_url is None or _under(record.endpoint, base_url):
+                return target
+        return None
+
+    @staticmethod
+    def _unserved(attempt: _Attempt) -> DeliveryResponse:
+        return DeliveryResponse(
+            None,
+            error=(
+                f"ConnectError: nothing serves {attempt.request.url} in this fake; mount your "
+                "app (TasklessFake(app) or fake.mount(app)) or register a handler "
+                f"(fake.handle({attempt.started.queue!r}, func))"
+            ),
+        )
+
+    def _send(self, attempt: _Attempt) -> DeliveryResponse:
+        if attempt.target is None:
+            return self._unserved(attempt)
+        return attempt.target.deliver(attempt.request)
+
+    async def _send_async(self, attempt: _Attempt) -> DeliveryResponse:
+        if attempt.target is None:
+            return self._unserved(attempt)
+        return await attempt.target.deliver_async(attempt.request)
+
+    def _finish(self, attempt: _Attempt, response: DeliveryResponse) -> Delivery:
+        started = attempt.started
+        now = self.now
+        status, error, retry_after = response.status, response.error, None
+        if status is not None and not 200 <= status < 300:
+            error = f"HTTP {status}" + (f": {text}" if (text := _snippet(response.body)) else "")
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+        elif status is None and error is None:
+            error = "no answer"
+        outcome = Outcome(now, now, status, error, retry_after)
+        key = (started.queue, started.name)
+        with self._lock:
+            current = self._jobs.get(key)
+            same_job = current is not None and current.id == started.id
+            finished = finish_attempt(
+                current if same_job else None, started, outcome,
+                backoff=self.backoff, rng=self.rng,
+            )
+            if finished.applied and finished.record is not None:
+                self._write(finished.record)
+            if same_job:
+                self._runs.setdefault(key, []).append(finished.run)
+            delivery = Delivery(
+                queue=started.queue,
+                name=started.name,
+                run_id=started.run_id or "",
+                attempt=started.attempt,
+                scheduled_at=started.scheduled_at or started.run_at,
+                delivered_at=now,
+                endpoint=started.endpoint,
+                payload=_copy(started.payload),
+                request_headers=dict(attempt.request.headers),
+                request_body=attempt.request.body,
+                status=status,
+                error=error if not outcome.succeeded else None,
+                response_headers=dict(response.headers),
+                response_body=response.body,
+                next_retry_at=finished.run.next_retry_at if finished.applied else None,
+                exception=response.exception,
+                applied=finished.applied,
+            )
+            self._deliveries.append(delivery)
+        hooks.notify(
+            "taskless_attempt_finished",
+            queue=started.queue,
+            name=started.name,
+            run_id=started.run_id or "",
+            attempt=started.attempt,
+            status=status,
+            error=delivery.error,
+            duration=0.0,
+        )
+        return delivery
+
+    # -- inspecting ---------------------------------------------------------------------------
+
+    def jobs(self, queue: str | None = None) -> list[Job[Any]]:
+        """The jobs stored, by queue and name (as ``queue.get`` would return them)."""
+        with self._lock:
+            records = [r for (q, _), r in sorted(self._jobs.items()) if queue in (None, q)]
+            return [_job(r) for r in records]
+
+    def job(self, name: str, queue: str | None = None) -> Job[Any] | None:
+        """The job ``name`` (in ``queue``; any queue when the name is unique), or ``None``."""
+        with self._lock:
+            record = self._record(name, queue)
+            return None if record is None else _job(record)
+
+    def _record(self, name: str, queue: str | None) -> JobRecord | None:
+        if queue is not None:
+            return self._jobs.get((queue, name))
+        found = [r for (_, n), r in self._jobs.items() if n == name]
+        if len(found) > 1:
+            queues = ", ".join(sorted(r.queue for r in found))
+            raise ValueError(f"several queues have a job named {name!r} ({queues}): pass queue=")
+        return found[0] if found else None
+
+    def scheduled(self, queue: str | None = None) -> list[Scheduled]:
+        """The jobs waiting for a delivery, the next due first."""
+        with self._lock:
+            waiting = [
+                Scheduled(r.queue, r.name, due, r.scheduled_at, r.attempt + 1, _copy(r.payload))
+                for r in self._jobs.values()
+                if queue in (None, r.queue) and (due := r.due_at) is not None
+            ]
+        return sorted(waiting, key=lambda s: (s.at, s.queue, s.name))
+
+    def deliveries(self, name: str | None = None, *, queue: str | None = None) -> list[Delivery]:
+        """The delivery attempts made, in the order they were made."""
+        with self._lock:
+            return [d for d in self._deliveries if _matches(d.queue, d.name, name, queue)]
+
+    def enqueued(self, name: str | None = None, *, queue: str | None = None) -> list[Enqueued]:
+        """The jobs accepted by ``enqueue`` (creates and replaces), in order."""
+        with self._lock:
+            return [e for e in self._enqueued if _matches(e.queue, e.name, name, queue)]
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every API request the fake answered, in order."""
+        with self._lock:
+            return list(self._calls)
+
+    def runs(self, name: str, queue: str | None = None) -> list[Run]:
+        """The run history of a job, newest first (as the job server's ``/runs``)."""
+        with self._lock:
+            record = self._record(name, queue)
+            if record is None:
+                return []
+            return list(reversed(self._runs.get((record.queue, record.name), [])))
+
+    # -- assertions ---------------------------------------------------------------------------
+
+    def assert_enqueued(
+        self,
+        name: Any = ANY,
+        *,
+        queue: str | None = None,
+        payload: Any = ANY,
+        options: dict[str, Any] | JobOptions | None = None,
+        times: int | None = None,
+    ) -> Enqueued:
+        """Check that a job was enqueued (created or replaced); returns the latest match.
+
+        :param name: the job's name (``ANY``: any).
+        :param payload: the payload it was enqueued with (JSON form; ``ANY``: any).
+        :param options: options it must have (only those given are compared; ``run_at`` as
+            an instant; ``headers`` must contain the given ones), e.g.
+            ``{"run_every": "P1W"}``.
+        :param times: how many matching enqueues exactly.
+        """
+        expected = parse_options(options) if options is not None else None
+        matches = [
+            e for e in self.enqueued(queue=queue)
+            if (name is ANY or e.name == name)
+            and (payload is ANY or e.payload == _jsonable(payload))
+            and (expected is None or _options_match(e.options, expected))
+        ]
+        if matches and (times is None or len(matches) == times):
+            return matches[-1]
+        what = _describe(name, queue, payload=payload, options=options)
+        count = f"{times} time(s)" if times is not None else "at least once"
+        raise AssertionError(
+            f"expected {what} to have been enqueued {count}, found {len(matches)}.\n"
+            + self._enqueued_report(queue)
+        )
+
+    def assert_not_enqueued(self, name: Any = ANY, *, queue: str | None = None) -> None:
+        """Check that no job (of that name, in that queue) was enqueued."""
+        matches = [e for e in self.enqueued(queue=queue) if name is ANY or e.name == name]
+        if matches:
+            raise AssertionError(
+                f"expected {_describe(name, queue)} not to have been enqueued, "
+                f"found {len(matches)}.\n" + self._enqueued_report(queue)
+            )
+
+    def assert_delivered(
+        self,
+        name: Any = ANY,
+        *,
+        queue: str | None = None,
+        times: int | None = None,
+        attempts: list[int] | None = None,
+        status: int | None = None,
+        payload: Any = ANY,
+    ) -> list[Delivery]:
+        """Check delivery attempts of a job; returns the matching ones.
+
+        :param times: how many attempts exactly (default: at least one).
+        :param attempts: the attempt numbers, in order (``[1, 2, 3]``: two failures, then
+            the third attempt).
+        :param status: the status of the latest matching attempt (``200``: it succeeded).
+        :param payload: the payload delivered (``ANY``: any).
+        """
+        matches = [
+            d for d in self.deliveries(queue=queue)
+            if (name is ANY or d.name == name)
+            and (payload is ANY or d.payload == _jsonable(payload))
+        ]
+        problems = []
+        if not matches and times != 0:
+            problems.append("there was none")
+        if times is not None and len(matches) != times:
+            problems.append(f"expected {times} attempt(s), found {len(matches)}")
+        if attempts is not None and [d.attempt for d in matches] != attempts:
+            problems.append(f"expected attempts {attempts}, found {[d.attempt for d in matches]}")
+        if status is not None and matches and matches[-1].status != status:
+            problems.append(f"expected the latest to answer {status}, it answered "
+                            f"{matches[-1].status} ({matches[-1].error})")
+        if problems:
+            raise AssertionError(
+                f"deliveries of {_describe(name, queue, payload=payload)}: "
+                + "; ".join(problems) + ".\n" + self._delivery_report(queue)
+            )
+        return matches
+
+    def assert_not_delivered(self, name: Any = ANY, *, queue: str | None = None) -> None:
+        """Check that no delivery (of that job, in that queue) was attempted."""
+        self.assert_delivered(name, queue=queue, times=0)
+
+    def assert_scheduled(
+        self, name: str, *, queue: str | None = None, at: datetime | str | None = None
+    ) -> Scheduled:
+        """Check that the job ``name`` waits for a delivery (at ``at``, if given)."""
+        waiting = [s for s in self.scheduled(queue) if s.name == name]
+        expected = None if at is None else parse_timestamp(at, field="at")
+        if waiting and (expected is None or waiting[0].at == expected):
+            return waiting[0]
+        when = f" at {_ts(expected)}" if expected is not None else ""
+        job = self._jobs.get((queue, name)) if queue is not None else None
+        state = f" (it is {job.state.value})" if job is not None else ""
+        raise AssertionError(
+            f"expected {_describe(name, queue)} to be scheduled{when}{state}.\n"
+            + self._scheduled_report(queue)
+        )
+
+    def _enqueued_report(self, queue: str | None) -> str:
+        return _report("Enqueued", self.enqueued(queue=queue))
+
+    def _delivery_report(self, queue: str | None) -> str:
+        return _report("Deliveries", self.deliveries(queue=queue)) + "\n" + _report(
+            "Scheduled", self.scheduled(queue)
+        )
+
+    def _scheduled_report(self, queue: str | None) -> str:
+        return _report("Scheduled", self.scheduled(queue))
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _copy(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.loads(json.dumps(value))
+
+
+def _jsonable(value: Any) -> Any:
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
+
+
+def _job(record: JobRecord) -> Job[Any]:
+    return Job.model_validate(json.loads(json.dumps(api.render_job(record))))
+
+
+def _under(endpoint: str, base_url: str) -> bool:
+    base = base_url.rstrip("/")
+    return endpoint == base or endpoint.startswith(base + "/")
+
+
+def _matches(job_queue: str, job_name: str, name: str | None, queue: str | None) -> bool:
+    return (name is None or job_name == name) and (queue is None or job_queue == queue)
+
+
+def _options_match(stored: JobOptions, expected: JobOptions) -> bool:
+    for option in expected.model_fields_set:
+        want, have = getattr(expected, option), getattr(stored, option)
+        if option == "headers":
+            lowered = {k.lower(): v for k, v in have.items()}
+            if any(lowered.get(k.lower()) != v for k, v in want.items()):
+                return False
+        elif want != have:
+            return False
+    return True
+
+
+def _describe(name: Any, queue: str | None, **given: Any) -> str:
+    text = "any job" if name is ANY else f"job {name!r}"
+    if queue is not None:
+        text += f" in queue {queue!r}"
+    details = [f"{k}={v!r}" for k, v in given.items() if v is not ANY and v is not None]
+    return text + (f" with {', '.join(details)}" if details else "")
+
+
+def _report(title: str, items: list[Any], limit: int = 20) -> str:
+    if not items:
+        return f"{title}: none."
+    lines = [f"{title} ({len(items)}):"]
+    lines += [f"  {item}" for item in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
+    return "\n".join(lines)
+
+
+def _snippet(body: bytes) -> str:
+    if not body:
+        return ""
+    text = body[: _ERROR_SNIPPET * 4].decode("utf-8", "replace")
+    return " ".join(text.split())[:_ERROR_SNIPPET]
