@@ -27,18 +27,28 @@ API_KEY = "test-api-key"
 SETTINGS = Settings(api_key=API_KEY, signing_secret=SECRET)
 
 
-def _sqlite(tmp_path: Path) -> Store:
+def _sqlite(request: pytest.FixtureRequest) -> Store:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
     return SQLiteStore(tmp_path / "taskless.db")
 
 
+def _postgres(request: pytest.FixtureRequest) -> Store:
+    from taskless.server.store.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("postgres_url"))
+
+
 #: Every store implementation; the contract suite runs against each. Add a factory here
-#: (e.g. PostgreSQL, skipping when no server is available) and every case runs on it.
-STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite}
+#: and every case runs on it. (PostgreSQL: a fresh schema of the test cluster per test.)
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Store]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    the_store = STORE_FACTORIES[request.param](tmp_path)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    the_store = STORE_FACTORIES[request.param](request)
     async with the_store:
         yield the_store
 
