@@ -141,6 +141,8 @@ class Delivery:
     #: ``False`` when the job was re-enqueued, changed or deleted while this attempt was in
     #: flight: its result then went to the run history only, as on the job server.
     applied: bool = True
+    #: ``True`` when nothing in the fake served the endpoint (no app mounted, no handler).
+    unserved: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -196,10 +198,15 @@ class _AnyHttpEndpoint(api.EndpointPolicy):
     def check(self, endpoint: Any, field_name: str = "endpoint") -> str:
         try:
             return super().check(endpoint, field_name)
-        except ValidationError:
+        except ValidationError as refused:
             if not isinstance(endpoint, str) or len(endpoint) > api.MAX_ENDPOINT_LENGTH:
                 raise
-            api.EndpointPolicy((endpoint,))  # raises unless an http(s) URL with a host
+            try:
+                api.EndpointPolicy((endpoint,))  # raises unless an http(s) URL with a host
+            except ValidationError:
+                raise ValidationError(
+                    field_name, f"{endpoint!r} is not an http(s) URL with a host"
+                ) from refused
             return endpoint
 
 
@@ -742,6 +749,7 @@ class TasklessFake:
                 next_retry_at=finished.run.next_retry_at if finished.applied else None,
                 exception=response.exception,
                 applied=finished.applied,
+                unserved=attempt.target is None,
             )
             self._deliveries.append(delivery)
         hooks.notify(

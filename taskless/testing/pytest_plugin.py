@@ -1,0 +1,100 @@
+"""The pytest plugin of Taskless (entry point ``pytest11``): the ``taskless_fake`` fixture.
+
+``taskless_fake`` is a fresh :class:`~taskless.testing.TasklessFake` per test, installed as the
+``memory://`` job server with ``TASKLESS_URL=memory://`` set, so every queue the test creates
+(and every queue built with ``TASKLESS_URL=memory://``, even at import) reaches it. Configure
+it with the ``taskless`` marker (keyword arguments of ``TasklessFake``, plus ``app`` as an
+object or a ``"module:attribute"`` string, and ``assert_all_served``)::
+
+    @pytest.mark.taskless(app="myapp.main:app", start="2024-01-01T00:00:00Z")
+    def test_signup(taskless_fake): ...
+
+or define a ``taskless_app`` fixture returning your app. At teardown the test fails if a
+delivery found nothing to serve it (no app mounted, no handler): turn that off with
+``@pytest.mark.taskless(assert_all_served=False)``.
+
+The ini option ``taskless_url`` (e.g. ``memory://``) sets ``TASKLESS_URL`` before conftest
+files are imported, for apps that build their queues at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from taskless.testing.fake import TasklessFake
+
+__all__ = ["taskless_fake"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "taskless_url",
+        "TASKLESS_URL to set before conftest files are imported (e.g. memory://)",
+        default="",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    url = str(early_config.getini("taskless_url") or "").strip()
+    if url:
+        os.environ["TASKLESS_URL"] = url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "taskless(app=None, mode='app', start=None, assert_all_served=True, **options): "
+        "configure the taskless_fake fixture (options of taskless.testing.TasklessFake)",
+    )
+
+
+def _load(app: Any) -> Any:
+    if not isinstance(app, str):
+        return app
+    module, _, attribute = app.partition(":")
+    if not attribute:
+        raise pytest.UsageError(f"taskless marker: app={app!r} must be 'module:attribute'")
+    target: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+@pytest.fixture
+def taskless_fake(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TasklessFake]:
+    """A fresh in-memory Taskless job server with a virtual clock, serving ``memory://``."""
+    marker = request.node.get_closest_marker("taskless")
+    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    check_served = bool(options.pop("assert_all_served", True))
+    app = _load(options.pop("app", None))
+    if app is None:
+        try:
+            app = request.getfixturevalue("taskless_app")
+        except pytest.FixtureLookupError:
+            app = None
+    try:
+        fake = TasklessFake(app, **options)
+    except TypeError as exc:
+        raise pytest.UsageError(f"@pytest.mark.taskless: {exc}") from None
+    monkeypatch.setenv("TASKLESS_URL", fake.url)
+    with fake:
+        yield fake
+    unserved = [d for d in fake.deliveries() if d.status is None and d.unserved]
+    if check_served and unserved:
+        listed = "\n".join(f"  {d}" for d in unserved[:10])
+        pytest.fail(
+            f"{len(unserved)} delivery attempt(s) found no app or handler to serve them:\n"
+            f"{listed}\nMount your app (@pytest.mark.taskless(app=...), a taskless_app fixture, "
+            "or taskless_fake.mount(app)), or turn this check off with "
+            "@pytest.mark.taskless(assert_all_served=False).",
+            pytrace=False,
+        )
+
