@@ -139,6 +139,7 @@ class Dispatcher:
             auto_decompress=False,
             skip_auto_headers=("accept-encoding",),
         )
+        self._load_plugins()  # now rather than in the middle of the first deliveries
         self.store.add_listener(self.wake)
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="taskless-claim"),
@@ -388,13 +389,16 @@ class Dispatcher:
                 await asyncio.sleep(0.5 * tries)
         self._notify_hooks(batch)
 
-    def _notify_hooks(self, batch: list[tuple[JobRecord, Outcome]]) -> None:
+    def _load_plugins(self) -> bool:
+        """Whether a plugin observes attempts (loading the plugins on first use)."""
         try:
-            hook = hooks.plugin_manager().hook.taskless_attempt_finished
-            if not hook.get_hookimpls():
-                return
+            return bool(hooks.plugin_manager().hook.taskless_attempt_finished.get_hookimpls())
         except Exception:
             logger.exception("could not load the Taskless plugins")
+            return False
+
+    def _notify_hooks(self, batch: list[tuple[JobRecord, Outcome]]) -> None:
+        if not self._load_plugins():
             return
         for started, outcome in batch:
             hooks.notify(
