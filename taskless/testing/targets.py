@@ -21,14 +21,12 @@ headers, envelope body); a target answers it like the app would (:class:`Deliver
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
 import math
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -166,98 +164,45 @@ class WsgiTarget:
         return f"WsgiTarget({self.app!r})"
 
 
-class _LambdaContext:
-    """The few attributes of a Lambda context object that handlers commonly read."""
-
-    function_name = "taskless-test"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:taskless-test"
-    memory_limit_in_mb = 128
-    log_group_name = "/aws/lambda/taskless-test"
-    log_stream_name = "taskless-test"
-
-    def __init__(self, request_id: str) -> None:
-        self.aws_request_id = request_id
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
-
-
-def http_api_event(request: DeliveryRequest, *, stage: str = "$default") -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event for ``request``, as a Lambda
-    function URL or HTTP API sends it."""
-    parts = urlsplit(request.url)
-    now = datetime.now(UTC)
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    headers.setdefault("host", parts.netloc)
-    try:
-        body, encoded = request.body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        body, encoded = base64.b64encode(request.body).decode("ascii"), True
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": parts.path or "/",
-        "rawQueryString": parts.query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "taskless-test",
-            "domainName": parts.hostname or "localhost",
-            "domainPrefix": (parts.hostname or "localhost").split(".")[0],
-            "http": {
-                "method": "POST",
-                "path": parts.path or "/",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": headers.get("webhook-id", "taskless-test"),
-            "routeKey": "$default",
-            "stage": stage,
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        },
-        "body": body,
-        "isBase64Encoded": encoded,
-    }
-
-
 class LambdaTarget:
-    """A Lambda entry point ``handler(event, context)`` (sync), fed an API Gateway HTTP API
-    (payload 2.0) event; its answer is read as a 2.0 response (``statusCode``, ``headers``,
-    ``body``, ``isBase64Encoded``)."""
+    """A Lambda entry point ``handler(event, context)`` (sync), fed the event an AWS front
+    sends (:func:`taskless.testing.lambda_local.build_event`; ``source`` is one of
+    ``apigw-http`` (default), ``function-url``, ``apigw-rest``, ``alb``, ``alb-multi``); its
+    result is read back as that front would (a result the front refuses is a 502)."""
 
-    def __init__(self, handler: Callable[[dict[str, Any], Any], Any]) -> None:
+    def __init__(
+        self, handler: Callable[[dict[str, Any], Any], Any], *, source: str = "apigw-http"
+    ) -> None:
+        from .lambda_local import SOURCES
+
+        if source not in SOURCES:
+            raise ValueError(f"unknown event source {source!r}; use one of {', '.join(SOURCES)}")
         self.handler = handler
+        self.source = source
 
     def deliver(self, request: DeliveryRequest) -> DeliveryResponse:
-        event = http_api_event(request)
+        from .lambda_local import LocalContext, build_event, read_response
+
+        parts = urlsplit(request.url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {**request.headers, "host": parts.netloc}
+        event = build_event(self.source, "POST", target, headers, request.body)
         try:
-            answer = self.handler(event, _LambdaContext(event["requestContext"]["requestId"]))
+            result = self.handler(event, LocalContext())
         except Exception as exc:  # noqa: BLE001 - an invocation error: no HTTP answer
             return _failed(exc)
-        return _lambda_response(answer)
+        try:
+            answer = read_response(self.source, result)
+        except ValueError as exc:
+            return DeliveryResponse(502, {"content-type": "application/json"},
+                                    b'{"message":"Internal Server Error"}', error=str(exc))
+        return DeliveryResponse(answer.status, _lower(dict(answer.headers)), answer.body)
 
     async def deliver_async(self, request: DeliveryRequest) -> DeliveryResponse:
         return self.deliver(request)
 
     def __repr__(self) -> str:
-        return f"LambdaTarget({self.handler!r})"
-
-
-def _lambda_response(answer: Any) -> DeliveryResponse:
-    if not isinstance(answer, dict) or "statusCode" not in answer:
-        # API Gateway's rule for payload 2.0: anything else is a 200 with that JSON body.
-        import json
-
-        return DeliveryResponse(200, {"content-type": "application/json"},
-                                json.dumps(answer).encode())
-    headers = _lower(answer.get("headers") or {})
-    raw = answer.get("body") or ""
-    body = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode("utf-8")
-    return DeliveryResponse(int(answer["statusCode"]), headers, body)
+        return f"LambdaTarget({self.handler!r}, source={self.source!r})"
 
 
 class DirectTarget:
@@ -400,7 +345,14 @@ def _registrations(handlers: Any) -> dict[str, Registration]:
         return dict(receiver.registrations)
     if isinstance(handlers, Mapping):
         return {queue: _registration(queue, func) for queue, func in handlers.items()}
-    found = _receiver_in_routes(handlers)
+    declared = getattr(handlers, "handlers", None)  # an integration's QueueHandlers
+    if isinstance(declared, Mapping) and declared:
+        registrations = {
+            queue: getattr(handler, "registration", None) for queue, handler in declared.items()
+        }
+        if all(isinstance(r, Registration) for r in registrations.values()):
+            return {q: r for q, r in registrations.items() if isinstance(r, Registration)}
+    found = _receiver_in_routes(handlers) or _receiver_in_extensions(handlers)
     if found is not None:
         return dict(found.registrations)
     raise TypeError(
@@ -417,6 +369,14 @@ def _receiver_in_routes(app: Any) -> Receiver | None:
             if isinstance(receiver, Receiver):
                 return receiver
     return None
+
+
+def _receiver_in_extensions(app: Any) -> Receiver | None:
+    """The receiver of a Flask app initialised by the Flask integration, if any."""
+    extensions = getattr(app, "extensions", None)
+    state = extensions.get("taskless") if isinstance(extensions, Mapping) else None
+    receiver = getattr(state, "receiver", None)
+    return receiver if isinstance(receiver, Receiver) else None
 
 
 def _is_async_callable(obj: Any) -> bool:
@@ -454,6 +414,8 @@ def target_for(app: Any, mode: str = "app", *, settings: Settings | None = None)
     handler = getattr(app, "handler", None)
     if hasattr(app, "receiver") and callable(handler):
         return LambdaTarget(handler)
+    if isinstance(getattr(getattr(app, "__self__", None), "receiver", None), Receiver):
+        return LambdaTarget(app)  # the Lambda integration's bound ``taskless.handler``
     if isinstance(app, Target) and not callable(app):
         return app
     raise TypeError(

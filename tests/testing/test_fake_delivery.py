@@ -3,6 +3,7 @@ through the job server's state machine, on a virtual clock."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,7 +83,7 @@ def test_retries_with_the_servers_backoff(fake: TasklessFake) -> None:
     import random
 
     rng = random.Random(0)
-    for n, (failed, retry) in enumerate(zip(deliveries, deliveries[1:], strict=False), 1):
+    for n, (failed, retry) in enumerate(itertools.pairwise(deliveries), 1):
         delay = (retry.delivered_at - failed.delivered_at).total_seconds()
         expected = jittered(backoff_delay(n), rng)
         assert delay == pytest.approx(expected, abs=1e-6)
