@@ -312,8 +312,10 @@ def _read(source: str, result: Any) -> LocalResponse:
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise _BadResult(f"the response has no valid statusCode: {status!r}")
     headers: list[tuple[str, str]] = []
-    single = result.get("headers") or {}
-    multi = result.get("multiValueHeaders") or {}
+    single = result.get("headers")
+    multi = result.get("multiValueHeaders")
+    single = {} if single is None else single
+    multi = {} if multi is None else multi
     if not isinstance(single, dict) or not isinstance(multi, dict):
         raise _BadResult("the response's headers must be objects")
     if source == "alb-multi":

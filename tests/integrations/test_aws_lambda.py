@@ -481,8 +481,10 @@ def test_enqueue_from_inside_a_handler(
     response = taskless.handler(event, None)
     assert answer(response) == {"ok": True, "result": "after:ada@example.com"}
     [request] = recording.requests
-    assert (request.method, request.path) == ("PUT", "/v1/queues/followups/jobs/after:ada@example.com")
-    assert request.json["endpoint"] == "https://abc.lambda-url.eu-west-1.on.aws/api/queues/followups"
+    assert request.method == "PUT"
+    assert request.path == "/v1/queues/followups/jobs/after:ada@example.com"
+    endpoint = "https://abc.lambda-url.eu-west-1.on.aws/api/queues/followups"
+    assert request.json["endpoint"] == endpoint
     assert request.json["options"]["runAt"] == "2030-01-01T00:00:00Z"
 
 

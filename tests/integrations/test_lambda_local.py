@@ -1,0 +1,242 @@
+"""The local Lambda front of ``taskless.testing.lambda_local``: events shaped like AWS's, responses
+read like AWS reads them, and a real HTTP server around a handler."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from taskless.core.settings import Settings
+from taskless.core.signing import signed_headers
+from taskless.integrations.aws_lambda import Taskless, infer_source
+from taskless.testing.lambda_local import (
+    SOURCES,
+    LambdaFront,
+    LocalContext,
+    build_event,
+    read_response,
+)
+
+from .conftest import load_event
+from .test_receiver_contract import PAYLOAD, body_for
+
+SAMPLES = {
+    "apigw-rest": "apigw_rest",
+    "apigw-http": "apigw_http",
+    "function-url": "function_url",
+    "alb": "alb",
+    "alb-multi": "alb_multi_value",
+}
+HEADERS = [
+    ("content-type", "application/json"),
+    ("X-Custom", "one"),
+    ("x-custom", "two"),
+    ("cookie", "a=1; b=2"),
+]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_events_have_the_shape_of_the_aws_samples(source: str) -> None:
+    event = build_event(source, "POST", "/api/queues/emails?x=1", HEADERS, b'{"v":1}')
+    found = infer_source(event)
+    assert found is not None and found.name == source.removesuffix("-multi")
+    sample = load_event(SAMPLES[source])
+    optional = {"queryStringParameters", "multiValueQueryStringParameters", "cookies"}
+    assert set(sample) - optional <= set(event)
+    assert set(sample["requestContext"]) <= set(event["requestContext"])
+    assert json.loads(json.dumps(event)) == event  # plain JSON, as the runtime delivers it
+
+
+def test_rest_event_headers_are_title_case_with_every_value() -> None:
+    event = build_event("apigw-rest", "POST", "/p?a=1&a=2", HEADERS, b"{}")
+    assert event["multiValueHeaders"]["X-Custom"] == ["one", "two"]
+    assert event["headers"]["X-Custom"] == "two"
+    assert event["headers"]["Content-Type"] == "application/json"
+    assert event["multiValueQueryStringParameters"] == {"a": ["1", "2"]}
+    assert event["requestContext"]["path"] == "/prod/p" and event["path"] == "/p"
+
+
+def test_v2_events_lower_case_join_and_move_cookies() -> None:
+    event = build_event("apigw-http", "POST", "/p?a=1&a=2", HEADERS, b"{}", stage="live")
+    assert event["headers"]["x-custom"] == "one,two"
+    assert "cookie" not in event["headers"] and event["cookies"] == ["a=1", "b=2"]
+    assert event["queryStringParameters"] == {"a": "1,2"}
+    assert event["rawPath"] == "/live/p" and event["requestContext"]["stage"] == "live"
+    url = build_event("function-url", "POST", "/p", HEADERS, b"{}", stage="live")
+    assert url["rawPath"] == "/p" and url["requestContext"]["stage"] == "$default"
+
+
+def test_alb_events_keep_the_raw_query_and_the_header_mode() -> None:
+    single = build_event("alb", "GET", "/p?q=a%20b", HEADERS)
+    assert single["queryStringParameters"] == {"q": "a%20b"}
+    assert single["headers"]["x-custom"] == "two" and "multiValueHeaders" not in single
+    multi = build_event("alb-multi", "GET", "/p?q=a%20b", HEADERS)
+    assert multi["multiValueHeaders"]["x-custom"] == ["one", "two"] and "headers" not in multi
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "forced", "encoded"),
+    [
+        ("application/json", b'{"a":"\xc3\xbc"}', None, False),
+        ("text/plain", b"hi", None, False),
+        ("application/octet-stream", b"hi", None, True),
+        ("application/json", b"\xff\xfe", None, True),
+        ("application/json", b"{}", True, True),
+        ("application/octet-stream", b"hi", False, False),
+    ],
+)
+def test_bodies_are_base64_encoded_like_aws(
+    content_type: str, body: bytes, forced: bool | None, encoded: bool
+) -> None:
+    for source in SOURCES:
+        event = build_event(
+            source, "POST", "/p", {"content-type": content_type}, body, base64_body=forced
+        )
+        assert event["isBase64Encoded"] is encoded
+        text = event["body"]
+        assert (base64.b64decode(text) if encoded else text.encode()) == body
+
+
+def test_unknown_source_is_refused() -> None:
+    with pytest.raises(ValueError, match="apigw-rest"):
+        build_event("sqs", "POST", "/")
+    with pytest.raises(ValueError):
+        LambdaFront(lambda event, context: None, "sqs")
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+def test_responses_are_read_as_each_source_reads_them() -> None:
+    result = {
+        "statusCode": 201,
+        "headers": {"x-one": "1"},
+        "multiValueHeaders": {"x-many": ["a", "b"]},
+        "body": base64.b64encode(b"\x00binary").decode(),
+        "isBase64Encoded": True,
+        "cookies": ["c=1"],
+    }
+    rest = read_response("apigw-rest", result)
+    assert (rest.status, rest.body) == (201, b"\x00binary")
+    assert rest.header("x-many") == "a, b" and rest.header("X-ONE") == "1"
+    v2 = read_response("apigw-http", result)
+    assert v2.header("x-many") is None and v2.header("set-cookie") == "c=1"
+    assert read_response("alb", result).header("x-many") is None
+    alb_multi = read_response("alb-multi", result)
+    assert alb_multi.header("x-one") is None and alb_multi.header("x-many") == "a, b"
+
+
+def test_v2_infers_a_response_from_any_json_value() -> None:
+    response = read_response("function-url", {"hello": "world"})
+    assert response.status == 200 and json.loads(response.body) == {"hello": "world"}
+    assert response.header("content-type") == "application/json"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        "text",
+        {"statusCode": "abc"},
+        {"statusCode": 200, "body": 5},
+        {"statusCode": 200, "headers": []},
+        {"statusCode": 200, "body": "%", "isBase64Encoded": True},
+    ],
+)
+def test_invalid_results_are_refused(result: Any) -> None:
+    with pytest.raises(ValueError):
+        read_response("apigw-rest", result)
+
+
+def test_local_context_counts_down() -> None:
+    context = LocalContext(timeout=3)
+    assert 0 < context.get_remaining_time_in_millis() <= 3000
+    assert context.invoked_function_arn.endswith(":function:taskless-local")
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def echo() -> Iterator[LambdaFront]:
+    """A front whose handler answers with what it received (and fails on request)."""
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        if event.get("httpMethod") == "DELETE":
+            raise RuntimeError("boom")
+        if event.get("httpMethod") == "PATCH":
+            return {"no": "statusCode"}
+        return {
+            "statusCode": 200,
+            "headers": {"content-type": "application/json", "x-request-id": context.aws_request_id},
+            "body": json.dumps({"event": event}),
+            "isBase64Encoded": False,
+        }
+
+    with LambdaFront(handler, "apigw-rest", stage="v1") as front:
+        yield front
+
+
+def test_front_calls_the_handler_with_the_event(echo: LambdaFront) -> None:
+    response = httpx.post(echo.url + "/a/b?x=1", content=b'{"k":"v"}',
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 200 and response.headers["x-request-id"]
+    event = response.json()["event"]
+    assert (event["httpMethod"], event["path"], event["body"]) == ("POST", "/a/b", '{"k":"v"}')
+    assert event["requestContext"]["path"] == "/v1/a/b"
+    assert event["queryStringParameters"] == {"x": "1"}
+
+
+def test_front_reads_chunked_bodies(echo: LambdaFront) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"part":'
+        yield b'"two"}'
+
+    response = httpx.post(echo.url + "/c", content=chunks(),
+                          headers={"content-type": "application/json"})
+    assert response.json()["event"]["body"] == '{"part":"two"}'
+
+
+def test_front_answers_502_when_the_handler_fails(
+    echo: LambdaFront, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert httpx.delete(echo.url + "/x").status_code == 502
+    assert "RuntimeError: boom" in capsys.readouterr().err
+    assert httpx.patch(echo.url + "/x").status_code == 502  # not a response object
+
+
+def test_head_gets_no_body(echo: LambdaFront) -> None:
+    response = httpx.head(echo.url + "/x")
+    assert response.status_code == 200 and response.content == b""
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("stage", [None, "live"])
+def test_a_taskless_handler_behind_every_front(source: str, stage: str | None) -> None:
+    settings = Settings()
+    taskless = Taskless(settings=settings)
+    seen: list[Any] = []
+    taskless.queue("emails")(lambda payload: seen.append(payload))
+    body = body_for("emails")
+    headers = signed_headers(body, settings.signing_secret, msg_id="run_front")
+    with LambdaFront(taskless.handler, source, stage=stage) as front, httpx.Client() as client:
+        ok = client.post(front.url + "/api/queues/emails", content=body, headers=headers)
+        tampered = client.post(
+            front.url + "/api/queues/emails", content=body.replace(b"10.5", b"10.6"),
+            headers=headers,
+        )
+        wrong_method = client.get(front.url + "/api/queues/emails")
+        unknown = client.post(front.url + "/api/queues/nope", content=body, headers=headers)
+    assert ok.status_code == 200 and ok.json() == {"ok": True, "result": None}
+    assert tampered.status_code == 401
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+    assert unknown.status_code == 404
+    assert seen == [PAYLOAD]
