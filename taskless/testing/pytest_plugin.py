@@ -39,11 +39,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_previous_url = pytest.StashKey[tuple[bool, str | None]]()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     url = str(early_config.getini("taskless_url") or "").strip()
     if url:
+        early_config.stash[_previous_url] = (True, os.environ.get("TASKLESS_URL"))
         os.environ["TASKLESS_URL"] = url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    changed, previous = config.stash.get(_previous_url, (False, None))
+    if changed:
+        if previous is None:
+            os.environ.pop("TASKLESS_URL", None)
+        else:
+            os.environ["TASKLESS_URL"] = previous
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,209 @@
+"""The pytest plugin, tested from the outside with ``pytester``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+APP_MODULE = '''
+from starlette.applications import Starlette
+from taskless.integrations.starlette import Taskless
+
+app = Starlette()
+taskless = Taskless(app)
+seen = []
+
+@taskless.queue("emails")
+async def send(payload, meta):
+    seen.append((payload, meta.attempt))
+'''
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    # Apps read TASKLESS_URL when they are created (at import): the ini option sets it first.
+    pytester.makeini(
+        "[pytest]\naddopts = --strict-markers -p no:cacheprovider\ntaskless_url = memory://\n"
+    )
+    pytester.makepyfile(myapp=APP_MODULE)
+    pytester.syspathinsert()
+    return pytester
+
+
+def test_fixture_routes_queues_of_the_test_to_a_fresh_fake(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import os
+        from taskless.core.queue import Queue
+        from taskless.testing import TasklessFake
+
+        def test_one(taskless_fake):
+            assert isinstance(taskless_fake, TasklessFake)
+            assert os.environ["TASKLESS_URL"] == "memory://"
+            Queue("emails").enqueue("welcome", {"to": "ada"}, {"retries": 2})
+            taskless_fake.assert_enqueued("welcome", queue="emails",
+                                          payload={"to": "ada"}, options={"retries": 2})
+
+        def test_two_is_fresh(taskless_fake):
+            assert taskless_fake.jobs() == []
+    ''')
+    project.runpytest().assert_outcomes(passed=2)
+
+
+def test_marker_configures_the_fake_and_mounts_the_app(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+        import myapp
+
+        @pytest.mark.taskless(app="myapp:app", start="2024-01-01T00:00:00Z")
+        def test_delivers_through_the_app(taskless_fake):
+            assert taskless_fake.now.year == 2024
+            taskless_fake.queue("emails").enqueue("w", {"n": 1})
+            taskless_fake.run_due()
+            taskless_fake.assert_delivered("w", attempts=[1], status=200)
+            assert myapp.seen == [({"n": 1}, 1)]
+
+        @pytest.mark.taskless(app=myapp.taskless, mode="direct")
+        @pytest.mark.anyio
+        async def test_direct_and_async(taskless_fake):
+            await myapp.send.enqueue("d", {"n": 2})
+            await taskless_fake.run_due_async()
+            taskless_fake.assert_delivered("d", status=200)
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+    ''')
+    project.runpytest().assert_outcomes(passed=2)
+
+
+def test_taskless_app_fixture_is_used(project: pytest.Pytester) -> None:
+    project.makeconftest('''
+        import pytest
+        import myapp
+
+        @pytest.fixture
+        def taskless_app():
+            return myapp.app
+    ''')
+    project.makepyfile(test_it='''
+        def test_it(taskless_fake):
+            taskless_fake.queue("emails").enqueue("w", 1)
+            assert taskless_fake.run_due()[0].status == 200
+    ''')
+    project.runpytest().assert_outcomes(passed=1)
+
+
+def test_failing_assertions_say_what_happened(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        @pytest.mark.taskless(app="myapp:app", start="2024-01-01T00:00:00Z")
+        def test_enqueued(taskless_fake):
+            taskless_fake.queue("emails").enqueue("welcome", {"to": "ada"}, {"retries": 3})
+            taskless_fake.assert_enqueued("goodbye", queue="emails")
+
+        @pytest.mark.taskless(app="myapp:app", start="2024-01-01T00:00:00Z")
+        def test_delivered(taskless_fake):
+            taskless_fake.queue("emails").enqueue("welcome", {"to": "ada"},
+                                                  {"run_at": "2024-01-02T00:00:00Z"})
+            taskless_fake.run_due()
+            taskless_fake.assert_delivered("welcome", times=1)
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*expected job 'goodbye' in queue 'emails' to have been enqueued at least once, found 0.",
+        "*Enqueued (1):",
+        "*emails/welcome payload={'to': 'ada'} options={retries: 3} (created at 2024-01-01T00:00:00Z)",
+    ])
+    result.stdout.fnmatch_lines([
+        "*deliveries of job 'welcome': there was none; expected 1 attempt(s), found 0.",
+        "*Deliveries: none.",
+        "*Scheduled (1):",
+        "*emails/welcome at 2024-01-02T00:00:00Z",
+    ])
+
+
+def test_unserved_deliveries_fail_at_teardown_unless_turned_off(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        def test_nothing_mounted(taskless_fake):
+            taskless_fake.queue("emails").enqueue("w", 1, {"retries": 0})
+            taskless_fake.run_due()
+
+        @pytest.mark.taskless(assert_all_served=False)
+        def test_turned_off(taskless_fake):
+            taskless_fake.queue("emails").enqueue("w", 1, {"retries": 0})
+            taskless_fake.run_due()
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        "*1 delivery attempt(s) found no app or handler to serve them:*",
+        "*@pytest.mark.taskless(assert_all_served=False)*",
+    ])
+
+
+def test_bad_marker_options_are_usage_errors(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        @pytest.mark.taskless(no_such_option=1)
+        def test_it(taskless_fake):
+            pass
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.taskless:*no_such_option*"])
+
+
+def test_marker_is_registered(project: pytest.Pytester) -> None:
+    result = project.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.taskless(*): configure the taskless_fake fixture*"])
+
+
+def test_ini_option_sets_the_url_before_conftest_imports(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntaskless_url = memory://\n")
+    pytester.makeconftest('''
+        import os
+        URL_AT_IMPORT = os.environ.get("TASKLESS_URL")
+    ''')
+    pytester.makepyfile(test_it='''
+        import conftest
+
+        def test_it():
+            assert conftest.URL_AT_IMPORT == "memory://"
+    ''')
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_the_ini_option_leaves_the_environment_as_it_found_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKLESS_URL", "http://127.0.0.1:9")
+    pytester.makeini("[pytest]\ntaskless_url = memory://\n")
+    pytester.makepyfile(test_it="""
+        import os
+
+        def test_it():
+            assert os.environ["TASKLESS_URL"] == "memory://"
+    """)
+    pytester.runpytest().assert_outcomes(passed=1)
+    import os
+
+    assert os.environ["TASKLESS_URL"] == "http://127.0.0.1:9"
+
+
+def test_importing_taskless_does_not_import_pytest() -> None:
+    code = (
+        "import sys, taskless, taskless.testing, taskless.testing.memory\n"
+        "from taskless.core.queue import Queue\n"
+        "Queue('q', url='memory://')\n"
+        "assert 'pytest' not in sys.modules and '_pytest' not in sys.modules, 'pytest imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
