@@ -45,13 +45,12 @@ async def _client(settings: Settings, tmp_path: Path, clock: Clock) -> AsyncIter
     app = create_app(
         settings, store=SQLiteStore(tmp_path / "api.db"), dispatcher=False, clock=clock
     )
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://jobs.test",
-            headers={"authorization": f"Bearer {settings.api_key}"},
-        ) as client:
-            yield client
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://jobs.test",
+        headers={"authorization": f"Bearer {settings.api_key}"},
+    ) as client:
+        yield client
 
 
 @pytest.fixture
