@@ -9,6 +9,9 @@ Loaded by ``tests/conftest.py`` (``pytest_plugins``). Fixtures:
   The cluster starts only when a test asks for it.
 * ``postgres_url``: a ``postgresql://`` URL whose ``search_path`` is a new, empty schema, so
   every test starts from nothing (dropped afterwards).
+* ``restartable_postgres``: a fresh database on a second cluster of the tests' own, which the
+  test may stop and start (outage tests); always a local cluster, even with
+  ``TASKLESS_TEST_POSTGRES_DSN``.
 
 PostgreSQL missing is a test failure, not a skip: ``python3 tasks.py test`` installs it.
 """
@@ -80,3 +83,47 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         except psycopg.Error:
             pass  # a test that stopped the server; the cluster goes away with the session
+
+
+@pytest.fixture(scope="session")
+def _restartable_cluster() -> Iterator[PostgresCluster]:
+    try:
+        cluster = PostgresCluster()
+    except PostgresMissing as exc:
+        if os.environ.get(DSN_VARIABLE):
+            pytest.skip(f"stopping and starting PostgreSQL needs a cluster of the tests' own: {exc}")
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def restartable_postgres(_restartable_cluster: PostgresCluster) -> Iterator[RestartableDatabase]:
+    """A cluster of its own that a test may stop and start (running when the test starts;
+    its ``url`` is a fresh database)."""
+    cluster = _restartable_cluster
+    if not cluster.running:
+        cluster.start()
+    database = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    yield RestartableDatabase(cluster, cluster.url.rsplit("/", 1)[0] + f"/{database}")
+    if not cluster.running:
+        cluster.start()
+
+
+class RestartableDatabase:
+    """A database on a cluster the test may stop and start."""
+
+    def __init__(self, cluster: PostgresCluster, url: str) -> None:
+        self.cluster = cluster
+        self.url = url
+
+    def stop(self) -> None:
+        self.cluster.stop("fast")
+
+    def start(self) -> None:
+        self.cluster.start()

@@ -378,6 +378,7 @@ class PostgresStore(Store):
         self.connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._listen_conn: Conn | None = None
         self._channel = "taskless_public"
         self._token = uuid.uuid4().hex[:12]  # tells our own NOTIFYs from other processes'
         self._background: set[asyncio.Task[Any]] = set()
@@ -415,8 +416,8 @@ class PostgresStore(Store):
         self._pool = pool
         try:
             await self._migrate()
-            conn = await self._listen_connection()
-            self._listener = asyncio.create_task(self._listen(conn), name="taskless-pg-listen")
+            self._listen_conn = await self._listen_connection()
+            self._listener = asyncio.create_task(self._listen(), name="taskless-pg-listen")
         except BaseException:
             await self.close()
             raise
@@ -482,6 +483,10 @@ class PostgresStore(Store):
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
         for task in list(self._background):
             task.cancel()
         pool, self._pool = self._pool, None
@@ -591,14 +596,14 @@ class PostgresStore(Store):
             raise
         return conn
 
-    async def _listen(self, conn: Conn | None) -> None:
+    async def _listen(self) -> None:
         """Hand NOTIFYs to the listeners; reconnect (with backoff) whenever the connection
         drops, and then wake the listeners for whatever they missed meanwhile."""
         delay = 0.25
         while True:
-            if conn is None:
+            if self._listen_conn is None:
                 try:
-                    conn = await self._listen_connection()
+                    self._listen_conn = await self._listen_connection()
                 except psycopg.OperationalError:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
@@ -607,17 +612,19 @@ class PostgresStore(Store):
                 self._check_pool_soon()
                 self._notify(None)
                 delay = 0.25
+            conn = self._listen_conn
             try:
-                async with conn:
-                    async for notify in conn.notifies():
-                        self._on_notify(notify.payload)
+                async for notify in conn.notifies():
+                    self._on_notify(notify.payload)
             except psycopg.OperationalError as exc:
                 logger.warning(
                     "lost the connection to PostgreSQL at %s (%s); reconnecting",
                     self.where, str(exc).strip() or type(exc).__name__,
                 )
                 self._check_pool_soon()
-            conn = None
+            self._listen_conn = None
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     # -- jobs
 
