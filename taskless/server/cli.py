@@ -124,6 +124,12 @@ def _server_options(parser: argparse.ArgumentParser, *, default_host: str) -> No
     )
     parser.add_argument("--concurrency", type=int, default=64, help="deliveries in flight")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
+    parser.add_argument(
+        "--lease", type=float, default=None,
+        help="seconds a claimed delivery stays reserved; when a server dies mid-delivery, "
+        "another (or the restarted one) delivers it again after this (default: enough for a "
+        "full batch of timeouts, plus a minute)",
+    )
     parser.add_argument("--backoff-base", type=float, default=1.0, help="retry delay base, s")
     parser.add_argument("--backoff-cap", type=float, default=3600.0, help="retry delay cap, s")
     parser.add_argument(
@@ -199,17 +205,25 @@ def _dev_banner(settings: Settings) -> str:
 def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | None) -> int:
     require("uvicorn", "server")
     require("aiohttp", "server")
+    from datetime import timedelta
+
     from taskless.core.engine import Backoff
 
     from .app import create_app
     from .dispatcher import DispatcherConfig
     from .runner import run
 
+    if args.lease is not None and not args.lease > args.timeout:
+        raise _UsageError(
+            f"--lease ({args.lease:g} s) must be longer than --timeout ({args.timeout:g} s), "
+            "else a slow delivery is delivered again while it is still in flight"
+        )
     try:
         config = DispatcherConfig(
             concurrency=args.concurrency,
             timeout=args.timeout,
             backoff=Backoff(args.backoff_base, args.backoff_cap),
+            lease=None if args.lease is None else timedelta(seconds=args.lease),
         )
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
