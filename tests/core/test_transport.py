@@ -260,7 +260,6 @@ def test_http_urls_get_the_http_transports(url: str) -> None:
     ("url", "problem"),
     [
         ("ftp://jobs.test", "has the scheme 'ftp'"),
-        ("memory://", "has the scheme 'memory'"),
         ("localhost:3001", "has no scheme"),
         ("", "has no scheme"),
     ],
@@ -271,8 +270,18 @@ def test_an_unknown_scheme_names_the_setting_and_the_known_schemes(url: str, pro
     message = str(caught.value)
     assert "TASKLESS_URL" in message
     assert problem in message
-    assert "http://, https://" in message
-    assert "taskless.testing" in message  # where memory:// comes from
+    assert "http://, https://, memory://" in message  # taskless.testing registers memory://
+
+
+def test_without_the_fake_registered_memory_urls_say_where_it_comes_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import taskless.core.transport as transport_module
+
+    http_only = {k: v for k, v in transport_module.transport_factories().items() if k != "memory"}
+    monkeypatch.setattr(transport_module, "transport_factories", lambda: http_only)
+    with pytest.raises(ConfigurationError, match="comes from taskless.testing"):
+        transport_for("memory://", SETTINGS, asynchronous=False)
 
 
 class _Dummy(Transport, AsyncTransport):
@@ -286,20 +295,20 @@ class _Dummy(Transport, AsyncTransport):
         return ApiResponse(200)
 
 
-class MemoryPlugin:
-    """Stands in for taskless.testing's fake: serves memory:// through the hook."""
+class DummyPlugin:
+    """A third-party transport: serves dummy:// through the hook."""
 
     @hookimpl
     def taskless_transports(self) -> dict[str, Any]:
-        return {"memory": lambda url, settings, *, asynchronous: _Dummy(url)}
+        return {"dummy": lambda url, settings, *, asynchronous: _Dummy(url)}
 
 
 def test_a_plugin_adds_a_scheme() -> None:
-    with registered(MemoryPlugin()):
-        assert {"http", "https", "memory"} <= set(transport_factories())
-        transport = transport_for("memory://", SETTINGS, asynchronous=True)
+    with registered(DummyPlugin()):
+        assert {"http", "https", "dummy"} <= set(transport_factories())
+        transport = transport_for("dummy://", SETTINGS, asynchronous=True)
         assert isinstance(transport, _Dummy)
-    assert "memory" not in transport_factories()
+    assert "dummy" not in transport_factories()
 
 
 def test_a_later_plugin_overrides_a_builtin_scheme() -> None:
