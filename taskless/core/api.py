@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
@@ -194,8 +195,12 @@ class EndpointPolicy:
         )
 
 
+_UNSAFE_URL_CHAR: Final = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+@lru_cache(maxsize=4096)  # the same few endpoints are checked over and over
 def _origin(url: str) -> tuple[str, str, int, str] | None:
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+    if _UNSAFE_URL_CHAR.search(url):
         return None
     try:
         parts = urlsplit(url)
@@ -217,6 +222,7 @@ def _path_under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+@lru_cache(maxsize=1024)
 def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True

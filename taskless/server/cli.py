@@ -202,9 +202,25 @@ def _dev_banner(settings: Settings) -> str:
     ])
 
 
+def _check_secrets(settings: Settings) -> None:
+    from taskless.core.signing import decode_secret
+
+    named = [("TASKLESS_SIGNING_SECRET", settings.signing_secret)] + [
+        ("TASKLESS_PREVIOUS_SIGNING_SECRETS", s) for s in settings.previous_signing_secrets
+    ]
+    for variable, secret in named:
+        try:
+            decode_secret(secret)
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"{variable} is not a valid signing secret: expected 'whsec_' followed by base64"
+            ) from None
+
+
 def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | None) -> int:
     require("uvicorn", "server")
     require("aiohttp", "server")
+    _check_secrets(settings)
     from datetime import timedelta
 
     from taskless.core.engine import Backoff

@@ -121,6 +121,8 @@ class Dispatcher:
         self._sleeping = False
         self._waiting_for_room = False
         self._outstanding = 0  # claimed and not yet delivered
+        # Claim again once no more than this many are outstanding: claims stay batches.
+        self._low_water = self.config.batch_size // 2
         self._results: list[tuple[JobRecord, Outcome]] = []
         self._results_ready = asyncio.Event()
         self._stopping = False
@@ -206,7 +208,7 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             room = limit - self._outstanding
-            if room < limit // 2 and self._outstanding > 0:
+            if self._outstanding > self._low_water:
                 # Plenty claimed already: wait until the workers have made room, so that
                 # claims stay batches rather than one job per finished delivery.
                 self._waiting_for_room = True
@@ -274,7 +276,7 @@ class Dispatcher:
             self._outstanding -= 1
             self._results.append((record, outcome))
             self._results_ready.set()
-            if self._waiting_for_room and self._outstanding <= self.config.batch_size // 2:
+            if self._waiting_for_room and self._outstanding <= self._low_water:
                 self._wake.set()
 
     def _headers(self, record: JobRecord, body: bytes, timestamp: int) -> dict[str, str]:

@@ -111,6 +111,14 @@ def test_serve_refuses_development_settings(
     assert variable in err
 
 
+def test_an_invalid_signing_secret_is_refused(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("TASKLESS_SIGNING_SECRET", "whsec_not base64!")
+    assert cli.main(["dev", "--port", "0"]) == 2
+    assert "TASKLESS_SIGNING_SECRET" in capsys.readouterr().err
+
+
 def test_missing_server_extra_names_the_install_command(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

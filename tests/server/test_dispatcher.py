@@ -347,3 +347,49 @@ async def test_stop_is_clean_with_nothing_to_do(sqlite_store: SQLiteStore) -> No
     await dispatcher.stop()
     assert not dispatcher.running
     await dispatcher.stop()  # idempotent
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+async def test_tiny_batches_deliver_everything(
+    receiver: Receiver, sqlite_store: SQLiteStore, batch_size: int
+) -> None:
+    config = DispatcherConfig(batch_size=batch_size, concurrency=2, backoff=Backoff(0.001, 0.001))
+    async with Dispatcher(sqlite_store, SETTINGS, config):
+        for i in range(7):
+            await enqueue(sqlite_store, receiver.endpoint, name=f"j{i}")
+        await receiver.wait_for_calls(7)
+        for i in range(7):
+            await settled(sqlite_store, f"j{i}")
+    assert sorted(c.headers["x-taskless-job"] for c in receiver.calls) == [f"j{i}" for i in range(7)]
+
+
+async def test_a_garbage_speaking_endpoint_fails_attempts_only(
+    receiver: Receiver, sqlite_store: SQLiteStore, dispatcher: Dispatcher
+) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        await enqueue(sqlite_store, f"http://127.0.0.1:{port}/x", name="garbage", retries=1)
+        record = await settled(sqlite_store, "garbage")
+    assert record.state is JobState.FAILED
+    runs = await sqlite_store.runs("q", "garbage")
+    assert runs is not None and len(runs) == 2
+    assert all(r.status_code is None and r.error for r in runs)
+    await enqueue(sqlite_store, receiver.endpoint, name="after")
+    assert (await settled(sqlite_store, "after")).state is JobState.COMPLETED
+
+
+async def test_redirects_are_not_followed(
+    receiver: Receiver, sqlite_store: SQLiteStore, dispatcher: Dispatcher
+) -> None:
+    receiver.behaviour = status(307, {"location": "http://example.com/elsewhere"})
+    await enqueue(sqlite_store, receiver.endpoint, retries=0)
+    record = await settled(sqlite_store)
+    assert record.state is JobState.FAILED
+    assert len(receiver.calls) == 1

@@ -6,6 +6,12 @@ jobs it handles (claims and results are batched by the dispatcher).
 
 Times are stored as integer microseconds since the Unix epoch (UTC), which sort and compare
 exactly; ``run_at`` is also kept as text to remember the offset it was given with.
+
+One process per file, enforced: an open store holds an exclusive lock on ``<file>.lock``, and a
+second store (a second job server) on the same file refuses to open with a message saying so.
+Two processes would each believe they own every lease (a starting store hands the running
+attempts left by a crashed predecessor out again at once) and would not wake each other; for
+several job server processes, use PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ import asyncio
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import IO, Any, Final, TypeVar
 
 from taskless.core.engine import DEFAULT_LEASE, JobRecord, start_attempt
 from taskless.core.errors import ConfigurationError
@@ -260,6 +267,37 @@ def database_path(url: str) -> str:
     return url
 
 
+def _lock_exclusively(path: str) -> IO[str]:
+    """Hold an exclusive lock on ``<path>.lock`` (the file open), or refuse: one job server
+    process per SQLite file."""
+    lock = open(path + ".lock", "a+", encoding="utf-8")  # noqa: SIM115 - held while open
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        holder = lock.read().strip()
+        lock.close()
+        raise ConfigurationError(
+            f"the SQLite database {path!r} is in use by another job server process"
+            f"{f' (pid {holder})' if holder.isdigit() else ''}. A SQLite file serves one "
+            "process: stop the other one, give this one a file of its own "
+            "(--database sqlite:///other.db), or run several servers on PostgreSQL "
+            "(--database postgresql://...)"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 class SQLiteStore(Store):
     """Jobs in a SQLite file (WAL). One job server process per file.
 
@@ -272,6 +310,7 @@ class SQLiteStore(Store):
         self.path = str(path)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._lock: IO[str] | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
@@ -324,7 +363,12 @@ class SQLiteStore(Store):
     def _open_sync(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._lock = _lock_exclusively(self.path)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except BaseException:
+            self._unlock()
+            raise
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -332,8 +376,14 @@ class SQLiteStore(Store):
             self._migrate(conn)
         except BaseException:
             conn.close()
+            self._unlock()
             raise
         self._conn = conn
+
+    def _unlock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()  # closing the file releases the lock
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -372,6 +422,7 @@ class SQLiteStore(Store):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._unlock()
 
     # -- jobs
 

@@ -1,0 +1,93 @@
+"""What only the SQLite store promises, beyond the store contract."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from taskless.core import engine
+from taskless.core.errors import ConfigurationError
+from taskless.core.models import JobOptions
+from taskless.server.store import StoreUnavailable, store_for_url
+from taskless.server.store.sqlite import SCHEMA_VERSION, SQLiteStore, database_path
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def new(name: str = "job") -> engine.JobRecord:
+    return engine.create_job("q", name, "http://127.0.0.1/x", {"a": 1}, JobOptions(), T0)
+
+
+async def test_jobs_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "db" / "taskless.db"  # the directory is created
+    async with SQLiteStore(path) as store:
+        record = new()
+        await store.modify("q", "job", lambda c: record)
+    async with SQLiteStore(path) as store:
+        assert await store.get("q", "job") == record
+
+
+async def test_attempts_in_flight_at_a_crash_are_due_again_on_restart(tmp_path: Path) -> None:
+    path = tmp_path / "taskless.db"
+    lease = timedelta(hours=1)
+    async with SQLiteStore(path) as store:
+        await store.modify("q", "job", lambda c: new())
+        (started,) = await store.claim_due(T0, 10, lease)
+    async with SQLiteStore(path) as store:
+        # without the restart it would wait for the lease (an hour); now it is due
+        assert await store.next_due_at() is not None
+        (again,) = await store.claim_due(datetime.now(UTC), 10, lease)
+        assert again.run_id == started.run_id
+        assert again.attempt == 2
+
+
+async def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "taskless.db"
+    async with SQLiteStore(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(ConfigurationError, match="newer"):
+        await SQLiteStore(path).open()
+
+
+async def test_a_store_that_is_not_open_says_so(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="not open"):
+        await SQLiteStore(tmp_path / "x.db").get("q", "job")
+
+
+async def test_database_errors_are_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "taskless.db"
+    async with SQLiteStore(path) as store:
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE jobs")
+        with pytest.raises(StoreUnavailable):
+            await store.get("q", "job")
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///.taskless/taskless.db", ".taskless/taskless.db"),
+        ("sqlite:////var/lib/taskless.db", "/var/lib/taskless.db"),
+        ("sqlite://:memory:", ":memory:"),
+        ("taskless.db", "taskless.db"),
+    ],
+)
+def test_database_path(url: str, path: str) -> None:
+    assert database_path(url) == path
+
+
+def test_store_for_url() -> None:
+    assert isinstance(store_for_url("sqlite:///x.db"), SQLiteStore)
+    with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE"):
+        store_for_url("mysql://localhost/x")
+    with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE"):
+        database_path("sqlite://relative.db")
