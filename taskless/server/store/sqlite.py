@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from taskless.core.engine import DEFAULT_LEASE, JobRecord, start_attempt
 from taskless.core.errors import ConfigurationError
@@ -267,23 +267,22 @@ def database_path(url: str) -> str:
     return url
 
 
-def _lock_exclusively(path: str) -> IO[str]:
-    """Hold an exclusive lock on ``<path>.lock`` (the file open), or refuse: one job server
-    process per SQLite file."""
-    lock = open(path + ".lock", "a+", encoding="utf-8")  # noqa: SIM115 - held while open
+def _lock_exclusively(path: str) -> int:
+    """Hold an exclusive lock on ``<path>.lock`` (a file descriptor, held while open), or
+    refuse: one job server process per SQLite file."""
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if sys.platform == "win32":
             import msvcrt
 
-            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         else:
             import fcntl
 
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        lock.seek(0)
-        holder = lock.read().strip()
-        lock.close()
+        holder = os.read(fd, 32).decode("ascii", "replace").strip()
+        os.close(fd)
         raise ConfigurationError(
             f"the SQLite database {path!r} is in use by another job server process"
             f"{f' (pid {holder})' if holder.isdigit() else ''}. A SQLite file serves one "
@@ -291,11 +290,9 @@ def _lock_exclusively(path: str) -> IO[str]:
             "(--database sqlite:///other.db), or run several servers on PostgreSQL "
             "(--database postgresql://...)"
         ) from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 class SQLiteStore(Store):
@@ -310,7 +307,7 @@ class SQLiteStore(Store):
         self.path = str(path)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._lock: IO[str] | None = None
+        self._lock: int | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
@@ -383,7 +380,7 @@ class SQLiteStore(Store):
     def _unlock(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None:
-            lock.close()  # closing the file releases the lock
+            os.close(lock)  # closing the file releases the lock
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
