@@ -246,6 +246,7 @@ def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | N
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _check_database(settings)
     app = create_app(settings, dispatcher=config)
     if banner:
         print(banner, flush=True)
@@ -260,6 +261,24 @@ def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | N
               file=sys.stderr)
         return 1
     return 0
+
+
+def _check_database(settings: Settings) -> None:
+    """Open and close the store once before serving, so that a database that cannot be used
+    (unreachable, in use by another process, from a newer taskless) is a one-line error
+    rather than a failed startup's traceback. Creates or upgrades the schema."""
+    import asyncio
+
+    from .store import StoreUnavailable, store_for_url
+
+    async def check() -> None:
+        async with store_for_url(settings.database):
+            pass
+
+    try:
+        asyncio.run(check())
+    except StoreUnavailable as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 # -- schedule ---------------------------------------------------------------------------------
