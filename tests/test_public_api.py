@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 
 import taskless
 
@@ -20,7 +21,11 @@ def test_pinned_names_are_exported() -> None:
 
 
 def test_all_lists_exactly_the_public_names() -> None:
-    public = {n for n in vars(taskless) if not n.startswith("_") and n not in {"core", "annotations"}}
+    public = {
+        name for name, value in vars(taskless).items()
+        if name.isidentifier() and not name.startswith("_") and name != "annotations"
+        and not isinstance(value, types.ModuleType)
+    }
     assert public == set(taskless.__all__) - {"__version__"}
 
 
