@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ class FixedRandom:
 HALF = FixedRandom(0.5)  # jittered(d) == 0.75 * d
 
 
-def make(now: datetime = T0, **options: object) -> JobRecord:
+def make(now: datetime = T0, **options: Any) -> JobRecord:
     return engine.create_job("q", "job", ENDPOINT, {"n": 1}, JobOptions(**options), now)
 
 
@@ -45,7 +46,7 @@ def succeed(record: JobRecord, now: datetime) -> engine.Finished:
 def deliver_until_settled(record: JobRecord, status: int) -> list[JobRecord]:
     """Start and finish attempts (all answering ``status``) until the job is no longer due;
     returns the started records, one per attempt."""
-    attempts = []
+    attempts: list[JobRecord] = []
     now = record.next_run_at
     assert now is not None
     while record.state is JobState.SCHEDULED and len(attempts) < 100:

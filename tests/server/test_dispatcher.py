@@ -19,7 +19,7 @@ from taskless.core.models import JobState
 from taskless.core.signing import Verifier
 from taskless.core.timeutil import format_timestamp, parse_timestamp
 from taskless.server.dispatcher import Dispatcher, DispatcherConfig
-from taskless.server.store import Store
+from taskless.server.store import Change, Store
 from taskless.server.store.sqlite import SQLiteStore
 
 from .conftest import SECRET, SETTINGS, Receiver, eventually
@@ -250,9 +250,11 @@ async def test_many_jobs_are_each_delivered_once(
     names = [f"j{i:03d}" for i in range(600)]
     job = api.parse_job_input({"payload": 1, "endpoint": receiver.endpoint}, POLICY)
     now = datetime.now(UTC)
-    await sqlite_store.modify_many(
-        [("q", n, lambda c, n=n: api.apply_put(c, "q", n, job, now)) for n in names]
-    )
+
+    def put(name: str) -> Change:
+        return lambda current: api.apply_put(current, "q", name, job, now)
+
+    await sqlite_store.modify_many([("q", n, put(n)) for n in names])
     await receiver.wait_for_calls(600, timeout=30)
 
     async def all_done() -> bool:
