@@ -14,8 +14,9 @@
   reconnects with backoff and then wakes its dispatcher to look at everything it may have
   missed.
 * Failures: every database error that is not a bug becomes
-  :class:`~taskless.server.store.base.StoreUnavailable` (the API answers 503), within
-  ``timeout`` seconds when the database is down. A statement that failed because its pooled
+  :class:`~taskless.server.store.base.StoreUnavailable` (the API answers 503): within
+  ``timeout`` seconds when no connection comes, within a second once the store knows the
+  database is down (its listening connection dropped, or a connection attempt failed). A statement that failed because its pooled
   connection had died (a restarted database) is retried once on a fresh connection, but only
   when it can have had no effect (before ``COMMIT``); deadlocks are retried a few times.
 * Schema: created and upgraded by :meth:`PostgresStore.open` under an advisory lock, versioned
@@ -191,6 +192,8 @@ _STATES: Final = {state.value: state for state in JobState}
 # Advisory lock key space of the schema migration (with the schema name mixed in).
 _LOCK_NAMESPACE: Final = "taskless schema migration"
 _RETRIES_ON_CONFLICT: Final = 5
+# Seconds an operation waits for a connection while the database is known to be down.
+_TIMEOUT_WHILE_DOWN: Final = 1.0
 
 
 def _dumps(value: Any) -> str:
@@ -382,6 +385,7 @@ class PostgresStore(Store):
         self._channel = "taskless_public"
         self._token = uuid.uuid4().hex[:12]  # tells our own NOTIFYs from other processes'
         self._background: set[asyncio.Task[Any]] = set()
+        self._down = False  # the database is known to be unreachable
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> PostgresStore:
@@ -515,18 +519,23 @@ class PostgresStore(Store):
         while True:
             committing = False
             broken = False
+            # While the database is known to be down, fail fast rather than make every
+            # caller (an API request) wait the full timeout for a connection.
+            timeout = min(self.timeout, _TIMEOUT_WHILE_DOWN) if self._down else self.timeout
             try:
-                async with pool.connection() as conn:
+                async with pool.connection(timeout=timeout) as conn:
                     try:
                         if not write:
-                            return await fn(conn)
-                        async with conn.transaction():
                             result = await fn(conn)
-                            committing = True
-                        return result
+                        else:
+                            async with conn.transaction():
+                                result = await fn(conn)
+                                committing = True
                     except psycopg.Error:
                         broken = conn.broken or conn.closed
                         raise
+                self._down = False
+                return result
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
                 # Rolled back as a whole: safe to run again (``fn`` is a pure function of
                 # what it reads).
@@ -540,13 +549,16 @@ class PostgresStore(Store):
             except PoolClosed:
                 raise RuntimeError("the store is closed") from None
             except PoolTimeout as exc:
+                self._down = True
                 self._check_pool_soon()
                 raise StoreUnavailable(
                     f"PostgreSQL at {self.where} is unavailable: no connection within "
-                    f"{self.timeout:g} s"
+                    f"{timeout:g} s"
                 ) from exc
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._check_pool_soon()
+                if broken:
+                    self._down = True
                 if broken and not committing and not reconnected:
                     # The pooled connection had died (say the database restarted) and no
                     # COMMIT was sent: nothing happened, so try once on a fresh connection.
@@ -609,6 +621,7 @@ class PostgresStore(Store):
                     delay = min(delay * 2, 5.0)
                     continue
                 logger.warning("PostgreSQL at %s is back", self.where)
+                self._down = False
                 self._check_pool_soon()
                 self._notify(None)
                 delay = 0.25
@@ -621,6 +634,7 @@ class PostgresStore(Store):
                     "lost the connection to PostgreSQL at %s (%s); reconnecting",
                     self.where, str(exc).strip() or type(exc).__name__,
                 )
+                self._down = True
                 self._check_pool_soon()
             self._listen_conn = None
             with contextlib.suppress(Exception):
