@@ -14,9 +14,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError as PydanticValidationError,
     field_serializer,
     field_validator,
+)
+from pydantic import (
+    ValidationError as PydanticValidationError,
 )
 from pydantic.alias_generators import to_camel
 
