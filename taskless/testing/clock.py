@@ -68,6 +68,10 @@ class VirtualClock:
             self._now = target
         return target
 
+    def _move(self, target: datetime) -> None:
+        """Move to ``target`` (aware, UTC, not earlier than now): the fake's fast path."""
+        self._now = target
+
     def advance(self, by: timedelta | float | str) -> datetime:
         """Move the clock forward by ``by`` (see :func:`as_timedelta`); returns the new time."""
         step = as_timedelta(by)

@@ -29,9 +29,10 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final, Literal, Self
 from unittest.mock import ANY
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -46,7 +47,7 @@ from taskless.core.engine import (
     run_now,
     start_attempt,
 )
-from taskless.core.envelope import EncryptedPayload, build_envelope
+from taskless.core.envelope import EncryptedPayload, Envelope, build_envelope
 from taskless.core.errors import JobNotFound, TasklessError, ValidationError
 from taskless.core.models import Job, JobOptions, Run, parse_options
 from taskless.core.queue import AsyncQueue, Queue
@@ -83,30 +84,63 @@ Key = tuple[str, str]
 # -- what the fake records ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class ApiCall:
-    """One request a queue sent to the fake, and the answer."""
+    """One request a queue sent to the fake, and the answer (``json`` and ``response`` are
+    decoded afresh on each access)."""
 
-    method: str
-    path: str
-    json: Any
-    status: int
-    response: Any
-    at: datetime
+    __slots__ = ("_body", "_response", "at", "method", "path", "status")
+
+    def __init__(
+        self, method: str, path: str, body: bytes, status: int, response: Any, at: datetime
+    ) -> None:
+        self.method, self.path, self.status, self.at = method, path, status, at
+        self._body, self._response = body, response
+
+    @property
+    def json(self) -> Any:
+        """The request body (``None`` when there was none)."""
+        return json.loads(self._body) if self._body else None
+
+    @property
+    def response(self) -> Any:
+        """The JSON the fake answered."""
+        return _copy(self._response)
+
+    def __repr__(self) -> str:
+        return f"ApiCall({self.method} {self.path} -> {self.status})"
 
 
-@dataclass(frozen=True)
 class Enqueued:
     """A job accepted by an ``enqueue`` (create or replace) or a batch."""
 
-    queue: str
-    name: str
-    payload: Any
-    options: JobOptions
-    created: bool
-    at: datetime
-    #: The options exactly as the request gave them (camelCase, only those set).
-    given_options: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("_given", "_record", "at", "created")
+
+    def __init__(self, record: JobRecord, given: JobOptions, created: bool, at: datetime) -> None:
+        self._record, self._given = record, given
+        self.created, self.at = created, at
+
+    @property
+    def queue(self) -> str:
+        return self._record.queue
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def payload(self) -> Any:
+        """The payload as stored (a fresh copy on each access)."""
+        return _copy(self._record.payload)
+
+    @property
+    def options(self) -> JobOptions:
+        """The options as stored (queue defaults merged, ``run_at`` filled)."""
+        return self._record.options
+
+    @property
+    def given_options(self) -> dict[str, Any]:
+        """The options exactly as the request gave them (camelCase, only those set)."""
+        return self._given.to_wire(only_set=True)
 
     def __str__(self) -> str:
         verb = "created" if self.created else "replaced"
@@ -114,6 +148,9 @@ class Enqueued:
             f"{self.queue}/{self.name} payload={self.payload!r} "
             f"options={_options_text(self.given_options)} ({verb} at {_ts(self.at)})"
         )
+
+    def __repr__(self) -> str:
+        return f"Enqueued({self})"
 
 
 @dataclass(frozen=True)
@@ -127,7 +164,6 @@ class Delivery:
     scheduled_at: datetime
     delivered_at: datetime
     endpoint: str
-    payload: Any
     request_headers: dict[str, str]
     request_body: bytes
     status: int | None
@@ -143,6 +179,12 @@ class Delivery:
     applied: bool = True
     #: ``True`` when nothing in the fake served the endpoint (no app mounted, no handler).
     unserved: bool = False
+    _payload: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def payload(self) -> Any:
+        """The payload delivered (a fresh copy on each access)."""
+        return _copy(self._payload)
 
     @property
     def succeeded(self) -> bool:
@@ -196,18 +238,20 @@ class _AnyHttpEndpoint(api.EndpointPolicy):
     """Accepts any http(s) URL with a host: tests deliver in-process, wherever the URL."""
 
     def check(self, endpoint: Any, field_name: str = "endpoint") -> str:
-        try:
-            return super().check(endpoint, field_name)
-        except ValidationError as refused:
-            if not isinstance(endpoint, str) or len(endpoint) > api.MAX_ENDPOINT_LENGTH:
-                raise
-            try:
-                api.EndpointPolicy((endpoint,))  # raises unless an http(s) URL with a host
-            except ValidationError:
-                raise ValidationError(
-                    field_name, f"{endpoint!r} is not an http(s) URL with a host"
-                ) from refused
+        if isinstance(endpoint, str) and _is_http_url(endpoint):
             return endpoint
+        return super().check(endpoint, field_name)  # raises, saying what is wrong
+
+
+@lru_cache(maxsize=1024)
+def _is_http_url(endpoint: str) -> bool:
+    if not endpoint or len(endpoint) > api.MAX_ENDPOINT_LENGTH:
+        return False
+    try:
+        api.EndpointPolicy((endpoint,))  # raises unless an http(s) URL with a host
+    except ValidationError:
+        return False
+    return True
 
 
 class _Refused(Exception):
@@ -296,6 +340,7 @@ class TasklessFake:
         self._enqueued: list[Enqueued] = []
         self._deliveries: list[Delivery] = []
         self._driving = False
+        self._observed = False
         self._installed: list[tuple[str, TasklessFake | None]] = []
         if app is not None:
             self.mount(app, mode=mode)
@@ -405,21 +450,24 @@ class TasklessFake:
                 status, body = refused.status, refused.body
             except TasklessError as exc:
                 status, body = api.render_error(exc)
-            self._calls.append(ApiCall(request.method.upper(), request.path,
-                                       _copy(request.json), status, body, now))
-        return ApiResponse(status, json.loads(json.dumps(body)),
-                           {"content-type": "application/json"})
+            self._calls.append(ApiCall(request.method.upper(), request.path, raw, status, body, now))
+        return ApiResponse(status, _detached(body), {"content-type": "application/json"})
 
     def _route(self, method: str, target: str, raw: bytes, now: datetime) -> tuple[int, Any]:
-        parts = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        segments = [unquote(s) for s in parts.path.strip("/").split("/")]
+        path, query = target, {}
+        if "?" in target or "#" in target:
+            parts = urlsplit(target)
+            path = parts.path
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        segments = path.strip("/").split("/")
+        if "%" in path:
+            segments = [unquote(s) for s in segments]
         if segments == ["healthz"]:
             self._allow(method, "GET")
             return 200, {"status": "ok", "dispatcher": "running"}
         if len(segments) < 4 or segments[:2] != ["v1", "queues"]:
             raise _Refused(404, api.error_body(
-                "not_found", f"no route {parts.path!r}; {_ROUTES_HELP}"))
+                "not_found", f"no route {path!r}; {_ROUTES_HELP}"))
         queue, rest = segments[2], segments[3:]
         if rest == ["jobs"]:
             self._allow(method, "GET", "POST")
@@ -444,7 +492,7 @@ class TasklessFake:
                 self._allow(method, "POST")
                 key = (api.validate_path_name(queue, "queue"), api.validate_path_name(name, "name"))
                 return 200, api.render_job(self._write(run_now(self._found(key), now)))
-        raise _Refused(404, api.error_body("not_found", f"no route {parts.path!r}; {_ROUTES_HELP}"))
+        raise _Refused(404, api.error_body("not_found", f"no route {path!r}; {_ROUTES_HELP}"))
 
     @staticmethod
     def _allow(method: str, *allowed: str) -> None:
@@ -516,15 +564,7 @@ class TasklessFake:
         return 200, {"runs": [api.render_run(r) for r in runs]}
 
     def _log_enqueue(self, record: JobRecord, job: api.JobInput, created: bool, now: datetime) -> None:
-        self._enqueued.append(Enqueued(
-            queue=record.queue,
-            name=record.name,
-            payload=_copy(record.payload),
-            options=record.options,
-            created=created,
-            at=now,
-            given_options=job.options.to_wire(only_set=True),
-        ))
+        self._enqueued.append(Enqueued(record, job.options, created, now))
 
     # -- the store ----------------------------------------------------------------------------
 
@@ -617,6 +657,7 @@ class TasklessFake:
                         "advance() the clock of the fake that is delivering to it"
                     )
                 self.fake._driving = True
+                self.fake._observed = _observed()
 
         def __exit__(self, *exc_info: object) -> None:
             self.fake._driving = False
@@ -634,8 +675,8 @@ class TasklessFake:
                 if found is None or found[0] > until:
                     break
                 due, key = found
-                if due > self.now:
-                    self.clock.set(due)
+                if due > self.clock.now():
+                    self.clock._move(to_utc(due))
                 count += 1
                 if count > self.max_deliveries:
                     raise RuntimeError(
@@ -651,37 +692,46 @@ class TasklessFake:
     def _start(self, key: Key) -> _Attempt:
         now = self.now
         started = self._write(start_attempt(self._jobs[key], now, self.lease))
+        target = self._target(started)
+        scheduled_at = started.scheduled_at or started.run_at
         encrypted = (
             EncryptedPayload(**started.encrypted) if started.encrypted is not None else None
         )
+        if isinstance(target, DirectTarget):
+            # No HTTP on the way: skip encoding and signing, hand over the decoded envelope.
+            envelope = Envelope(
+                started.queue, started.name, started.attempt, to_utc(scheduled_at),
+                _copy(started.payload) if encrypted is None else None, encrypted,
+            )
+            request = DeliveryRequest(
+                started.endpoint, self._headers(started, b"", sign=False), b"", envelope
+            )
+            return _Attempt(started, request, target)
         body = build_envelope(
-            started.queue,
-            started.name,
-            started.attempt,
-            started.scheduled_at or started.run_at,
-            started.payload,
+            started.queue, started.name, started.attempt, scheduled_at, started.payload,
             encrypted=encrypted,
         )
         request = DeliveryRequest(started.endpoint, self._headers(started, body), body)
-        return _Attempt(started, request, self._target(started))
+        return _Attempt(started, request, target)
 
-    def _headers(self, record: JobRecord, body: bytes) -> dict[str, str]:
+    def _headers(self, record: JobRecord, body: bytes, *, sign: bool = True) -> dict[str, str]:
         msg_id = record.run_id or ""
-        timestamp = int(self.signing_clock())
         headers = {"content-type": "application/json", "user-agent": self._user_agent}
         for name, value in record.options.headers.items():
             if name.lower() not in _PROTECTED:
                 headers[name] = value
         headers["webhook-id"] = msg_id
-        headers["webhook-timestamp"] = str(timestamp)
-        headers["webhook-signature"] = signature_header(msg_id, timestamp, body, [self._key])
+        if sign:
+            timestamp = int(self.signing_clock())
+            headers["webhook-timestamp"] = str(timestamp)
+            headers["webhook-signature"] = signature_header(msg_id, timestamp, body, [self._key])
         headers["x-taskless-queue"] = record.queue
         headers["x-taskless-job"] = record.name
         headers["x-taskless-attempt"] = str(record.attempt)
         return headers
 
     def _target(self, record: JobRecord) -> Target | None:
-        if self._handlers is not None and record.queue in self._handlers.queues:
+        if self._handlers is not None and self._handlers.serves(record.queue):
             return self._handlers
         for base_url, target in self._targets:
             if base_url is None or _under(record.endpoint, base_url):
@@ -739,12 +789,12 @@ class TasklessFake:
                 scheduled_at=started.scheduled_at or started.run_at,
                 delivered_at=now,
                 endpoint=started.endpoint,
-                payload=_copy(started.payload),
-                request_headers=dict(attempt.request.headers),
+                _payload=started.payload,
+                request_headers=_plain(attempt.request.headers),
                 request_body=attempt.request.body,
                 status=status,
                 error=error if not outcome.succeeded else None,
-                response_headers=dict(response.headers),
+                response_headers=_plain(response.headers),
                 response_body=response.body,
                 next_retry_at=finished.run.next_retry_at if finished.applied else None,
                 exception=response.exception,
@@ -752,16 +802,17 @@ class TasklessFake:
                 unserved=attempt.target is None,
             )
             self._deliveries.append(delivery)
-        hooks.notify(
-            "taskless_attempt_finished",
-            queue=started.queue,
-            name=started.name,
-            run_id=started.run_id or "",
-            attempt=started.attempt,
-            status=status,
-            error=delivery.error,
-            duration=0.0,
-        )
+        if self._observed:
+            hooks.notify(
+                "taskless_attempt_finished",
+                queue=started.queue,
+                name=started.name,
+                run_id=started.run_id or "",
+                attempt=started.attempt,
+                status=status,
+                error=delivery.error,
+                duration=0.0,
+            )
         return delivery
 
     # -- inspecting ---------------------------------------------------------------------------
@@ -942,9 +993,47 @@ class TasklessFake:
 
 
 def _copy(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return json.loads(json.dumps(value))
+    """A copy of a JSON value (what the store holds came from JSON: dicts, lists, str, int,
+    float, bool, None), so that callers never share objects with the store."""
+    try:
+        return _copy_json(value)
+    except RecursionError:
+        return json.loads(json.dumps(value))
+
+
+def _copy_json(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_json(item) for item in value]
+    return value  # immutable scalars
+
+
+def _plain(headers: Mapping[str, str]) -> dict[str, str]:
+    return headers if type(headers) is dict else dict(headers)
+
+
+def _observed() -> bool:
+    """Whether a plugin observes attempts (else the fake skips building the hook call)."""
+    try:
+        return bool(hooks.plugin_manager().hook.taskless_attempt_finished.get_hookimpls())
+    except Exception:  # noqa: BLE001 - a broken plugin: let notify() log it
+        return True
+
+
+def _detached(body: Any) -> Any:
+    """``body`` as the caller may keep and change it: nothing shared with the store. A
+    rendered job (a new dict of JSON values) only shares its payload and headers."""
+    if isinstance(body, dict) and "options" in body and "state" in body:
+        options = dict(body["options"])
+        options["headers"] = dict(options["headers"])
+        detached = dict(body)
+        detached["options"] = options
+        if "payload" in detached:
+            detached["payload"] = _copy(detached["payload"])
+        return detached
+    return _copy(body)
 
 
 def _jsonable(value: Any) -> Any:

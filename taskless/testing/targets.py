@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ValidationError as PydanticValidationError
 
-from taskless.core.envelope import parse_envelope
+from taskless.core.envelope import Envelope, parse_envelope
 from taskless.core.errors import RetryLater
 from taskless.core.models import JobMeta
 from taskless.core.receiver import Receiver, Registration
@@ -54,11 +54,16 @@ __all__ = [
 @dataclass(frozen=True)
 class DeliveryRequest:
     """One delivery attempt as the job server sends it: ``POST url`` with these headers and
-    body (the signed envelope)."""
+    body (the signed envelope).
+
+    For a :class:`DirectTarget` the fake skips the HTTP form: ``body`` is empty, the headers
+    carry no signature, and ``envelope`` holds what the body would (its payload a copy the
+    handler may keep)."""
 
     url: str
     headers: Mapping[str, str]
     body: bytes
+    envelope: Envelope | None = None
 
     @property
     def path(self) -> str:
@@ -226,13 +231,17 @@ class DirectTarget:
     def queues(self) -> list[str]:
         return sorted(self._registrations)
 
+    def serves(self, queue: str) -> bool:
+        """Whether a handler is registered for ``queue``."""
+        return queue in self._registrations
+
     def add(self, queue: str, func: Callable[..., Any]) -> None:
         """Have ``func`` handle the deliveries of ``queue``."""
         with self._lock:
             self._registrations[queue] = _registration(queue, func)
 
     def _prepare(self, request: DeliveryRequest) -> tuple[Registration, Any, JobMeta] | DeliveryResponse:
-        envelope = parse_envelope(request.body)
+        envelope = request.envelope or parse_envelope(request.body)
         registration = self._registrations.get(envelope.queue)
         if registration is None:
             return _answer(404, {"error": {"code": "not_found",
@@ -294,6 +303,9 @@ class DirectTarget:
         return f"DirectTarget(queues={self.queues!r})"
 
 
+_OK_NULL = b'{"ok":true,"result":null}'
+
+
 def _answer(
     status: int,
     data: Any,
@@ -305,10 +317,12 @@ def _answer(
 
     from pydantic_core import to_jsonable_python
 
+    if status == 200 and data == {"ok": True, "result": None}:
+        return DeliveryResponse(200, {"content-type": "application/json"}, _OK_NULL)
     try:
         body = json.dumps(to_jsonable_python(data), separators=(",", ":")).encode()
     except (TypeError, ValueError):
-        body = b'{"ok":true,"result":null}'
+        body = _OK_NULL
     return DeliveryResponse(
         status, {"content-type": "application/json", **(headers or {})}, body,
         exception=exception,

@@ -271,3 +271,12 @@ def test_missed_occurrences_after_a_late_enqueue_run_once(fake: TasklessFake) ->
     assert [m.scheduled_at for _, m in handler.calls] == [T0]
     fake.advance("PT1H")
     assert len(handler.calls) == 2
+
+
+def test_the_clock_stays_in_utc_when_jobs_have_offsets(fake: TasklessFake) -> None:
+    fake.handle("q", Recorder())
+    fake.queue("q").enqueue("j", 1, {"run_at": "2024-01-01T05:00:00+02:00"})
+    delivery = fake.advance("PT12H")[0]
+    assert delivery.delivered_at == datetime(2024, 1, 1, 3, tzinfo=UTC)
+    assert delivery.delivered_at.utcoffset() == timedelta(0)
+    assert fake.now.utcoffset() == timedelta(0)
