@@ -130,13 +130,13 @@ _INSERT_JOB: Final = (
     f"INSERT INTO taskless_jobs ({_JOB_COLUMNS}, due_at) VALUES ({', '.join(['%s'] * 23)}) "
     "ON CONFLICT (queue, name) DO NOTHING"
 )
-_UPDATE_JOB: Final = """
-UPDATE taskless_jobs SET endpoint = %s, payload = %s, encrypted = %s, enabled = %s,
-    headers = %s, retries = %s, run_at = %s, run_every = %s, timezone = %s, state = %s,
-    next_run_at = %s, occurrence = %s, run_id = %s, attempt = %s, scheduled_at = %s,
-    version = %s, lease_until = %s, created_at = %s, updated_at = %s, due_at = %s
-WHERE id = %s
-"""
+_UPDATE_JOB: Final = (
+    "UPDATE taskless_jobs SET endpoint = %s, payload = %s, encrypted = %s, enabled = %s, "
+    "headers = %s, retries = %s, run_at = %s, run_every = %s, timezone = %s, state = %s, "
+    "next_run_at = %s, occurrence = %s, run_id = %s, attempt = %s, scheduled_at = %s, "
+    "version = %s, lease_until = %s, created_at = %s, updated_at = %s, due_at = %s "
+    "WHERE id = %s"
+)
 _CLAIM: Final = (
     f"SELECT {_JOB_COLUMNS} FROM taskless_jobs WHERE due_at <= %s "
     "ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED"
@@ -166,6 +166,9 @@ RETURNING j.id, u.old_attempt
 """
 _LOCK_JOBS: Final = (
     "SELECT id FROM taskless_jobs WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE"
+)
+_SELECT_FOR_UPDATE: Final = (
+    f"SELECT {_JOB_COLUMNS} FROM taskless_jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
 )
 _INSERT_RUNS: Final = """
 INSERT INTO taskless_runs (job_id, run_id, attempt, scheduled_at, started_at, finished_at,
@@ -479,7 +482,7 @@ class PostgresStore(Store):
                     (number, f"taskless {__version__}"),
                 )
 
-        await self._transaction(migrate)
+        await self._transaction(migrate, pipeline=False)  # scripts of several statements
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None
@@ -508,11 +511,15 @@ class PostgresStore(Store):
         """``fn(connection)`` outside a transaction (single-statement reads)."""
         return await self._run(fn, write=False)
 
-    async def _transaction(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        """``fn(connection)`` in one transaction."""
-        return await self._run(fn, write=True)
+    async def _transaction(
+        self, fn: Callable[[Conn], Awaitable[T]], *, pipeline: bool = False
+    ) -> T:
+        """``fn(connection)`` in one transaction (in pipeline mode unless told otherwise)."""
+        return await self._run(fn, write=True, pipeline=pipeline)
 
-    async def _run(self, fn: Callable[[Conn], Awaitable[T]], *, write: bool) -> T:
+    async def _run(
+        self, fn: Callable[[Conn], Awaitable[T]], *, write: bool, pipeline: bool = False
+    ) -> T:
         pool = self._require_pool()
         conflicts = 0
         reconnected = False
@@ -528,7 +535,12 @@ class PostgresStore(Store):
                         if not write:
                             result = await fn(conn)
                         else:
-                            async with conn.transaction():
+                            # Pipeline mode: BEGIN travels with the first statement, COMMIT
+                            # with the last writes; a round trip only where a result is read.
+                            async with contextlib.AsyncExitStack() as stack:
+                                if pipeline:
+                                    await stack.enter_async_context(conn.pipeline())
+                                await stack.enter_async_context(conn.transaction())
                                 result = await fn(conn)
                                 committing = True
                     except psycopg.Error:
@@ -585,9 +597,11 @@ class PostgresStore(Store):
 
     # -- change notification
 
+    def _notify_payload(self, due_at: datetime | None) -> str:
+        return f"{self._token} {due_at.isoformat() if due_at is not None else ''}"
+
     async def _send_notify(self, conn: Conn, due_at: datetime | None) -> None:
-        payload = f"{self._token} {due_at.isoformat() if due_at is not None else ''}"
-        await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, payload))
+        await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._notify_payload(due_at)))
 
     def _on_notify(self, payload: str) -> None:
         token, _, due = payload.partition(" ")
@@ -663,8 +677,9 @@ class PostgresStore(Store):
         return await self._read(list_jobs)
 
     async def _modify_in(
-        self, conn: Conn, queue: str, name: str, change: Change
+        self, conn: Conn, queue: str, name: str, change: Change, *, notify: bool
     ) -> tuple[JobRecord | None, JobRecord | None]:
+        """The read-modify-write of one job; with ``notify``, a NOTIFY when it becomes due."""
         while True:
             row = await (
                 await conn.execute(_SELECT_JOB + " FOR NO KEY UPDATE", (queue, name))
@@ -675,26 +690,33 @@ class PostgresStore(Store):
                 return before, before
             if (after.queue, after.name) != (queue, name):
                 raise ValueError("a change may not move a job to another queue or name")
-            if before is None:
-                cursor = await conn.execute(_INSERT_JOB, _insert_values(after))
-                if cursor.rowcount == 0:
-                    # Another transaction created the job meanwhile (and has committed, since
-                    # the insert waited for it): apply the change to that one instead.
-                    continue
+            if before is not None and after.id != before.id:
+                raise ValueError("a change may not give a job another id")
+            # One statement writes, and sends the NOTIFY if it wrote (a CTE).
+            statement, values = (
+                (_INSERT_JOB, _insert_values(after)) if before is None
+                else (_UPDATE_JOB, _update_values(after))
+            )
+            if notify and after.due_at is not None:
+                cursor = await conn.execute(
+                    f"WITH written AS ({statement} RETURNING 1) "
+                    "SELECT pg_notify(%s, %s) FROM written",
+                    (*values, self._channel, self._notify_payload(after.due_at)),
+                )
             else:
-                if after.id != before.id:
-                    raise ValueError("a change may not give a job another id")
-                await conn.execute(_UPDATE_JOB, _update_values(after))
+                cursor = await conn.execute(statement, values)
+            if before is None and cursor.rowcount == 0:
+                # Another transaction created the job meanwhile (and has committed, since the
+                # insert waited for it): apply the change to that one instead. (A NOTIFY
+                # already sent only wakes dispatchers for nothing.)
+                continue
             return before, after
 
     async def modify(
         self, queue: str, name: str, change: Change
     ) -> tuple[JobRecord | None, JobRecord | None]:
         async def modify(conn: Conn) -> tuple[JobRecord | None, JobRecord | None]:
-            before, after = await self._modify_in(conn, queue, name, change)
-            if after is not before and after is not None and after.due_at is not None:
-                await self._send_notify(conn, after.due_at)
-            return before, after
+            return await self._modify_in(conn, queue, name, change, notify=True)
 
         before, after = await self._transaction(modify)
         if after is not None and after is not before:
@@ -721,7 +743,9 @@ class PostgresStore(Store):
             for queue, name, change in changes:
                 try:
                     async with conn.transaction():  # a savepoint per change
-                        results.append(await self._modify_in(conn, queue, name, change))
+                        results.append(
+                            await self._modify_in(conn, queue, name, change, notify=False)
+                        )
                 except (psycopg.OperationalError, psycopg.InterfaceError):
                     raise  # the connection or the transaction is gone: all of it failed
                 except Exception as exc:  # noqa: BLE001 - one bad change does not sink the others
@@ -773,10 +797,12 @@ class PostgresStore(Store):
         if not attempts:
             return []
         writes = [
-            (a, a.record) for a in attempts if a.record is not None and a.record is not a.started
+            (i, a, a.record) for i, a in enumerate(attempts)
+            if a.record is not None and a.record is not a.started
         ]
 
-        async def record(conn: Conn) -> set[tuple[str, int]]:
+        async def record(conn: Conn) -> dict[int, JobRecord]:
+            """The records written, by index in ``attempts``."""
             ids = sorted({a.started.id for a in attempts})
             # Existing jobs, locked against deletion until the runs are in.
             cursor = await conn.execute(_LOCK_JOBS, (ids,))
@@ -790,33 +816,67 @@ class PostgresStore(Store):
                         "old_run_id": a.started.run_id,
                         "old_attempt": a.started.attempt,
                     }
-                    for a, record in writes
+                    for _, a, record in writes
                 ]
                 cursor = await conn.execute(_UPDATE_STATES_IF_UNCHANGED, (_dumps(rows),))
                 applied = {(row[0], row[1]) for row in await cursor.fetchall()}
-            runs = [_run_json(a.started.id, a.run) for a in attempts if a.started.id in existing]
+            written = {
+                i: record for i, a, record in writes
+                if (a.started.id, a.started.attempt) in applied
+            }
+            run_of = {i: a.run for i, a in enumerate(attempts)}
+            await self._refinish(conn, attempts, existing, written, run_of)
+            runs = [
+                _run_json(a.started.id, run_of[i])
+                for i, a in enumerate(attempts) if a.started.id in existing
+            ]
             if runs:
                 await conn.execute(_INSERT_RUNS, (_dumps(runs),))
                 await conn.execute(_PRUNE_RUNS, (sorted(existing), self.history_limit))
-            due = [
-                record.due_at for a, record in writes
-                if record.due_at is not None and (a.started.id, a.started.attempt) in applied
-            ]
+            due = [r.due_at for r in written.values() if r.due_at is not None]
             if due:
                 await self._send_notify(conn, min(due))
-            return applied
+            return written
 
-        applied = await self._transaction(record)
-        result = [
-            a.record is not None and a.record is not a.started
-            and (a.started.id, a.started.attempt) in applied
-            for a in attempts
-        ]
-        due = [a.record.due_at for a, ok in zip(attempts, result, strict=True)
-               if ok and a.record is not None and a.record.due_at is not None]
+        written = await self._transaction(record)
+        due = [r.due_at for r in written.values() if r.due_at is not None]
         if due:
             self._notify(min(due))
-        return result
+        return [i in written for i in range(len(attempts))]
+
+    async def _refinish(
+        self,
+        conn: Conn,
+        attempts: Sequence[FinishedAttempt],
+        existing: set[str],
+        written: dict[int, JobRecord],
+        run_of: dict[int, Run],
+    ) -> None:
+        """Attempts whose job changed since they started: judge them against the job as it is
+        now (locked for the rest of the transaction) with their ``finish``."""
+        retry = [
+            i for i, a in enumerate(attempts)
+            if i not in written and a.finish is not None and a.started.id in existing
+            and a.record is not None and a.record is not a.started
+        ]
+        if not retry:
+            return
+        ids = sorted({attempts[i].started.id for i in retry})
+        rows = await (await conn.execute(_SELECT_FOR_UPDATE, (ids,))).fetchall()
+        current = {row[0]: _record(row) for row in rows}
+        updates: list[dict[str, Any]] = []
+        for i in retry:
+            a = attempts[i]
+            job = current.get(a.started.id)
+            if job is None or a.finish is None:
+                continue
+            finished = a.finish(job)
+            run_of[i] = finished.run
+            if finished.applied and finished.record is not None:
+                written[i] = current[a.started.id] = finished.record
+                updates.append(_state_json(finished.record))
+        if updates:
+            await conn.execute(_UPDATE_STATES, (_dumps(updates),))
 
     async def next_due_at(self) -> datetime | None:
         async def next_due(conn: Conn) -> datetime | None:
