@@ -46,6 +46,7 @@ Nothing here imports a web framework or an AWS SDK, which keeps cold starts shor
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import functools
@@ -54,7 +55,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from urllib.parse import unquote
 
@@ -71,8 +71,12 @@ from taskless.core.settings import Settings
 
 __all__ = [
     "EVENT_SOURCES",
+    "SOURCES",
+    "ApiGatewayRest",
     "EventSource",
+    "HttpApi",
     "LambdaContext",
+    "LoadBalancer",
     "QueueHandler",
     "Taskless",
     "infer_source",
@@ -171,27 +175,56 @@ def _strip(path: str, base_path: str) -> str:
     return path or "/"
 
 
-@dataclass(frozen=True)
-class EventSource:
+class EventSource(abc.ABC):
     """One kind of HTTP event: how to recognise it, read it, and answer it.
 
-    ``name`` is one of :data:`EVENT_SOURCES`. ``base_path`` (a custom domain's base path
-    mapping, say ``/v1``) is removed from the front of the request path before routing.
+    :attr:`name` is one of :data:`EVENT_SOURCES`. ``base_path`` (a custom domain's API
+    mapping, say ``/jobs``) is removed from the front of the request path before routing.
     """
 
     name: str
 
+    @abc.abstractmethod
     def matches(self, event: LambdaEvent) -> bool:
         """Whether ``event`` is of this source."""
+
+    @abc.abstractmethod
+    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
+        """The request ``event`` carries; raises :class:`_MalformedEvent` if it is malformed."""
+
+    @abc.abstractmethod
+    def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
+        """``answer`` in the shape this source expects for ``event``."""
+
+    def __repr__(self) -> str:
+        return f"<EventSource {self.name}>"
+
+
+def _received(
+    method: str, path: str, headers: dict[str, str], event: LambdaEvent, base_path: str
+) -> ReceivedRequest:
+    return ReceivedRequest(
+        method=method.upper(), path=_strip(path, base_path), headers=headers, body=_body(event)
+    )
+
+
+def _answer(answer: ReceiverResponse, **fields: Any) -> LambdaResponse:
+    """A response: ``statusCode``, the source's own ``fields`` (headers...), then the body."""
+    body, is_base64 = _encode_body(answer.body)
+    return {"statusCode": answer.status, **fields, "body": body, "isBase64Encoded": is_base64}
+
+
+def _multi(answer: ReceiverResponse) -> dict[str, list[str]]:
+    return {name: [value] for name, value in answer.headers.items()}
+
+
+class ApiGatewayRest(EventSource):
+    """API Gateway REST APIs, and HTTP APIs configured for payload format 1.0."""
+
+    name = "apigw-rest"
+
+    def matches(self, event: LambdaEvent) -> bool:
         context = _mapping(event.get("requestContext"))
-        if self.name == "alb":
-            return "elb" in context
-        if self.name in ("apigw-http", "function-url"):
-            if event.get("version") != "2.0" or "http" not in context:
-                return False
-            on_function_url = ".lambda-url." in str(context.get("domainName", ""))
-            return on_function_url == (self.name == "function-url")
-        # apigw-rest: payload format 1.0 (REST APIs, and HTTP APIs configured for 1.0)
         return (
             "httpMethod" in event
             and bool(context)
@@ -200,60 +233,78 @@ class EventSource:
         )
 
     def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
-        """The request that ``event`` carries; raises :class:`_MalformedEvent` when it is
-        malformed."""
-        if self.name in ("apigw-http", "function-url"):
-            context = _mapping(event.get("requestContext"))
-            http_context = _mapping(context.get("http"))
-            method = _text(http_context, "method", self.name)
-            raw_path = event.get("rawPath") or http_context.get("path")
-            if not isinstance(raw_path, str) or not raw_path:
-                raise _MalformedEvent(f"the {self.name} event has no 'rawPath' string")
-            path = unquote(raw_path)
-            stage = context.get("stage")
-            # On the execute-api domain a named stage is the first segment of rawPath.
-            domain = str(context.get("domainName", ""))
-            if isinstance(stage, str) and stage not in ("", "$default") and (
-                domain.endswith(".amazonaws.com") or not domain
-            ):
-                path = _strip(path, f"/{stage}")
-            headers = _headers(event.get("headers"))
-            cookies = event.get("cookies")
-            if isinstance(cookies, list) and cookies and "cookie" not in headers:
-                headers["cookie"] = "; ".join(c for c in cookies if isinstance(c, str))
-        else:
-            method = _text(event, "httpMethod", self.name)
-            raw_path = _text(event, "path", self.name)
-            # API Gateway passes the path decoded; the load balancer passes it as sent.
-            path = unquote(raw_path) if self.name == "alb" else raw_path
-            headers = _headers(event.get("headers"), event.get("multiValueHeaders"))
-        return ReceivedRequest(
-            method=method.upper(),
-            path=_strip(path, base_path),
-            headers=headers,
-            body=_body(event),
-        )
+        # "path" comes decoded and without the stage; "headers" keeps only the last value of
+        # each name, "multiValueHeaders" all of them.
+        method = _text(event, "httpMethod", self.name)
+        path = _text(event, "path", self.name)
+        headers = _headers(event.get("headers"), event.get("multiValueHeaders"))
+        return _received(method, path, headers, event, base_path)
 
     def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
-        """``answer`` in the shape this source expects for ``event``."""
-        body, is_base64 = _encode_body(answer.body)
-        headers = dict(answer.headers)
-        multi = {name: [value] for name, value in headers.items()}
-        response: LambdaResponse = {"statusCode": answer.status}
-        if self.name == "alb":
-            response["statusDescription"] = _status_line(answer.status)
-            # With multi-value headers on, the load balancer reads only multiValueHeaders.
-            if "multiValueHeaders" in event:
-                response["multiValueHeaders"] = multi
-            else:
-                response["headers"] = headers
-        else:
-            response["headers"] = headers
-            if self.name == "apigw-rest" and event.get("multiValueHeaders") is not None:
-                response["multiValueHeaders"] = multi
-        response["body"] = body
-        response["isBase64Encoded"] = is_base64
-        return response
+        if event.get("multiValueHeaders") is None:
+            return _answer(answer, headers=dict(answer.headers))
+        return _answer(answer, headers=dict(answer.headers), multiValueHeaders=_multi(answer))
+
+
+class HttpApi(EventSource):
+    """Payload format 2.0: API Gateway HTTP APIs (``apigw-http``) and Lambda Function URLs
+    (``function-url``, told apart by their ``*.lambda-url.*`` domain)."""
+
+    def __init__(self, *, function_url: bool) -> None:
+        self.function_url = function_url
+        self.name = "function-url" if function_url else "apigw-http"
+
+    def matches(self, event: LambdaEvent) -> bool:
+        context = _mapping(event.get("requestContext"))
+        if event.get("version") != "2.0" or "http" not in context:
+            return False
+        return (".lambda-url." in str(context.get("domainName", ""))) == self.function_url
+
+    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
+        context = _mapping(event.get("requestContext"))
+        http_context = _mapping(context.get("http"))
+        method = _text(http_context, "method", self.name)
+        raw_path = event.get("rawPath") or http_context.get("path")
+        if not isinstance(raw_path, str) or not raw_path:
+            raise _MalformedEvent(f"the {self.name} event has no 'rawPath' string")
+        path = unquote(raw_path)  # rawPath is as sent, percent-encoding included
+        stage = context.get("stage")
+        domain = str(context.get("domainName", ""))
+        # On the execute-api domain a named stage is the first segment of rawPath.
+        if isinstance(stage, str) and stage not in ("", "$default") and (
+            domain.endswith(".amazonaws.com") or not domain
+        ):
+            path = _strip(path, f"/{stage}")
+        headers = _headers(event.get("headers"))  # lower case, repeated values comma-joined
+        cookies = event.get("cookies")  # format 2.0 moves cookies out of the headers
+        if isinstance(cookies, list) and cookies and "cookie" not in headers:
+            headers["cookie"] = "; ".join(c for c in cookies if isinstance(c, str))
+        return _received(method, path, headers, event, base_path)
+
+    def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
+        return _answer(answer, headers=dict(answer.headers))
+
+
+class LoadBalancer(EventSource):
+    """Application Load Balancer targets, with or without multi-value headers."""
+
+    name = "alb"
+
+    def matches(self, event: LambdaEvent) -> bool:
+        return "elb" in _mapping(event.get("requestContext"))
+
+    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
+        method = _text(event, "httpMethod", self.name)
+        path = unquote(_text(event, "path", self.name))  # passed on as sent
+        headers = _headers(event.get("headers"), event.get("multiValueHeaders"))
+        return _received(method, path, headers, event, base_path)
+
+    def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
+        description = _status_line(answer.status)
+        # With multi-value headers on, the load balancer reads only multiValueHeaders.
+        if "multiValueHeaders" in event:
+            return _answer(answer, statusDescription=description, multiValueHeaders=_multi(answer))
+        return _answer(answer, statusDescription=description, headers=dict(answer.headers))
 
 
 def _status_line(status: int) -> str:
@@ -265,10 +316,10 @@ def _status_line(status: int) -> str:
 
 #: Every event source, in the order they are tried.
 SOURCES: tuple[EventSource, ...] = (
-    EventSource("alb"),
-    EventSource("function-url"),
-    EventSource("apigw-http"),
-    EventSource("apigw-rest"),
+    LoadBalancer(),
+    HttpApi(function_url=True),
+    HttpApi(function_url=False),
+    ApiGatewayRest(),
 )
 #: The names of the event sources the entry point understands.
 EVENT_SOURCES: tuple[str, ...] = tuple(source.name for source in SOURCES)

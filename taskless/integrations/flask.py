@@ -277,12 +277,12 @@ class Taskless:
         settings = self.settings or settings_from_config(app.config)
         state = _AppState(self, settings, self._new_receiver(settings))
         app.extensions[EXTENSION_KEY] = state
-        app.register_blueprint(self.blueprint())
+        app.register_blueprint(self._blueprint())
         self._apps.append(app)
 
-    def blueprint(self) -> Blueprint:
-        """A Blueprint with the receiver rules for the queues declared so far (:meth:`init_app`
-        registers one; the rules need the app's state, so register it through :meth:`init_app`)."""
+    def _blueprint(self) -> Blueprint:
+        """A Blueprint with the receiver rules for the queues declared so far. Its view needs
+        the app's state, so it is only registered by :meth:`init_app`."""
         blueprint = Blueprint(self.name, __name__)
         blueprint.add_url_rule(
             f"{self.prefix}/<queue>", "receive", self._view,
