@@ -113,7 +113,7 @@ async def run_demo(job_port: int, app_port: int) -> int:
     server = await serve_app(app_port)
     print(f"job server  http://127.0.0.1:{job_port}   (taskless dev, SQLite)")
     print(f"FastAPI app http://127.0.0.1:{app_port}   (uvicorn; receiver at /api/queues/<queue>)")
-    print("\nenqueueing:")
+    print("\nenqueueing (deliveries print as they arrive, from now on):")
     now = datetime.now(timezone.utc)
     soon = (now + timedelta(seconds=4)).isoformat(timespec="seconds")
     plans = [
@@ -131,7 +131,7 @@ async def run_demo(job_port: int, app_port: int) -> int:
     for handler, name, payload, options, what in plans:
         job = await handler.enqueue(name, payload, options)
         print(f"  {handler.name + '/' + name:<20} {what:<40} state={job.state.value}")
-    print(f"\ndeliveries print as they arrive; watching for {DURATION:.0f} s")
+    print(f"\nwatching deliveries for {DURATION:.0f} s")
     await asyncio.sleep(DURATION)
     await example.build_report.delete("heartbeat")
     server.should_exit = True
