@@ -53,6 +53,7 @@ class Seen:
     scheduled_at: datetime
     payload: Any
     run_id: str
+    headers: dict[str, str]
 
 
 class Handlers:
@@ -66,7 +67,8 @@ class Handlers:
     def _add(self, payload: Any, meta: JobMeta) -> None:
         with self._lock:
             self.seen.append(
-                Seen(meta.queue, meta.name, meta.attempt, meta.scheduled_at, payload, meta.run_id)
+                Seen(meta.queue, meta.name, meta.attempt, meta.scheduled_at, payload,
+                     meta.run_id, dict(meta.headers))
             )
 
     def app(self, settings: Settings) -> Starlette:

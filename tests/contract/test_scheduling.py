@@ -144,3 +144,23 @@ def test_reenqueue_while_scheduled(backend: Backend) -> None:
     assert payloads(backend, "tick") == [{"v": 1}] * 3 + [{"v": 2}]
     final = jobs.get("tick")
     assert final is not None and final.state is JobState.COMPLETED
+
+
+def test_delivery_request_headers(backend: Backend) -> None:
+    from taskless import __version__
+
+    job = backend.queue("jobs").enqueue(
+        "with-headers", {"n": 1}, {"headers": {"X-Tenant": "acme", "Authorization": "Bearer t"}}
+    )
+    backend.at(0.5)
+    (seen,) = backend.handlers.seen
+    assert seen.scheduled_at == job.options.run_at
+    headers = seen.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == f"taskless/{__version__}"
+    assert headers["x-tenant"] == "acme" and headers["authorization"] == "Bearer t"
+    assert headers["webhook-id"] == seen.run_id
+    assert headers["webhook-signature"].startswith("v1,")
+    assert headers["webhook-timestamp"].isdigit()
+    assert (headers["x-taskless-queue"], headers["x-taskless-job"],
+            headers["x-taskless-attempt"]) == ("jobs", "with-headers", "1")
