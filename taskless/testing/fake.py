@@ -153,9 +153,9 @@ class Enqueued:
         return f"Enqueued({self})"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Delivery:
-    """One delivery attempt and how the app answered it."""
+    """One delivery attempt and how the app answered it (treat it as read-only)."""
 
     queue: str
     name: str

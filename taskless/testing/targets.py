@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import math
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import to_jsonable_python
 
 from taskless.core.envelope import Envelope, parse_envelope
 from taskless.core.errors import RetryLater
@@ -313,10 +315,6 @@ def _answer(
     *,
     exception: BaseException | None = None,
 ) -> DeliveryResponse:
-    import json
-
-    from pydantic_core import to_jsonable_python
-
     if status == 200 and data == {"ok": True, "result": None}:
         return DeliveryResponse(200, {"content-type": "application/json"}, _OK_NULL)
     try:
