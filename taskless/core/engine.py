@@ -18,10 +18,16 @@ Occurrences come from :class:`~taskless.core.schedule.Schedule`, never from when
 happened. When the server was down over several occurrences, the job runs once (for the
 latest missed one) and then resumes on its grid.
 
-Versions. Every change of configuration (create, replace, patch) bumps ``version``. An
-attempt remembers the record it started from; when its result arrives and the record's
-version, run id or attempt number changed meanwhile (re-enqueued, patched, deleted, or the
-lease expired and another attempt began), the result goes to the run history only.
+Results of attempts in flight. Every change of configuration (create, replace, patch) bumps
+``version``. An attempt remembers the record it started from; its result is applied while the
+same attempt is still the one in flight (same job id, run id and attempt number, ``running``),
+evaluated against the job's *current* configuration: a patch of ``retries``, ``headers``,
+``payload`` or ``endpoint`` during a delivery does not throw its result away (which would leave
+the job ``running`` until its lease expired and then deliver the occurrence again). Every change
+that restarts the schedule clears the run id: re-enqueued (:func:`replace_job`), a changed
+``run_at``/``run_every``/``timezone``, disabled (and re-enabled). After those, after a delete,
+or once the lease expired and another attempt began, the result goes to the run history only:
+it never overwrites the new configuration or revives the deleted job.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ __all__ = [
     "Unset",
     "create_job",
     "finish_attempt",
+    "in_flight",
     "new_job_id",
     "new_run_id",
     "patch_job",
@@ -362,7 +369,9 @@ def patch_job(
       time has passed: now).
     * a changed ``run_at``/``run_every``/``timezone``: the schedule restarts as for
       :func:`replace_job`.
-    * anything else keeps the pending occurrence where it is.
+    * anything else (``payload``, ``endpoint``, ``headers``, ``retries``) keeps the pending
+      occurrence where it is; a delivery in flight still records its result, judged by the
+      patched options.
     A completed or failed one-off stays so unless its schedule is changed.
     """
     given = {name: getattr(options, name) for name in options.model_fields_set} if options else {}
@@ -463,6 +472,19 @@ def start_attempt(
     )
 
 
+def in_flight(current: JobRecord | None, started: JobRecord) -> bool:
+    """Whether the attempt that ``started`` is still the one in flight of ``current`` (the job
+    as stored now), so that its result applies; see the module docstring."""
+    return (
+        current is not None
+        and current.state is JobState.RUNNING
+        and current.id == started.id
+        and current.run_id is not None
+        and current.run_id == started.run_id
+        and current.attempt == started.attempt
+    )
+
+
 def finish_attempt(
     current: JobRecord | None,
     started: JobRecord,
@@ -478,18 +500,13 @@ def finish_attempt(
     retried after ``Retry-After`` if the response had one, else after the jittered backoff.
     When an occurrence is done, a recurring job moves on to its next occurrence, a one-off
     ends ``completed`` or ``failed``. A stale result (see the module docstring) changes
-    nothing but the run history.
+    nothing but the run history. A result that is not stale is evaluated against ``current``,
+    so a configuration patched during the delivery (``retries``, say) is the one that counts.
     """
     now = outcome.finished_at
     run_id = started.run_id or ""
     scheduled_at = started.scheduled_at or started.run_at
-    if (
-        current is None
-        or current.version != started.version
-        or current.run_id != started.run_id
-        or current.attempt != started.attempt
-        or current.state is not JobState.RUNNING
-    ):
+    if current is None or not in_flight(current, started):
         run = _run(run_id, started.attempt, scheduled_at, outcome, None)
         return Finished(current, run, applied=False)
 

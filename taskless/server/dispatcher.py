@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final, Self
 
 import aiohttp
@@ -366,10 +367,14 @@ class Dispatcher:
         config, rng = self.config, self._rng
         attempts = []
         for started, outcome in batch:
-            finished = finish_attempt(
-                started, started, outcome, backoff=config.backoff_for(started.queue), rng=rng
+            backoff = config.backoff_for(started.queue)
+            finished = finish_attempt(started, started, outcome, backoff=backoff, rng=rng)
+            # If the job was patched meanwhile, the store judges the result against it as it
+            # is then (the new retries count; a rescheduled or disabled job makes it stale).
+            refinish = partial(
+                finish_attempt, started=started, outcome=outcome, backoff=backoff, rng=rng
             )
-            attempts.append(FinishedAttempt(started, finished.record, finished.run))
+            attempts.append(FinishedAttempt(started, finished.record, finished.run, refinish))
             if outcome.error is None:
                 logger.debug("delivered %s/%s attempt %d", started.queue, started.name,
                              started.attempt)

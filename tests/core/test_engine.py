@@ -269,7 +269,7 @@ def test_missed_occurrences_during_long_retries_collapse_too() -> None:
     assert done.record.next_run_at == T0 + timedelta(minutes=10)
 
 
-# -- versions: re-enqueue, patch and delete during a delivery -------------------------------
+# -- versions: re-enqueue and delete during a delivery -------------------------------------
 
 
 def test_reenqueue_during_flight_is_not_overwritten() -> None:
@@ -334,6 +334,146 @@ def test_replace_of_a_one_off_reschedules_it() -> None:
     replaced = engine.replace_job(done.record, ENDPOINT, {}, JobOptions(), later)
     assert replaced.state is JobState.SCHEDULED
     assert replaced.next_run_at == later
+
+
+# -- patch during a delivery: the result applies unless the schedule was restarted -----------
+
+
+def test_patch_of_retries_during_flight_keeps_the_result() -> None:
+    started = engine.start_attempt(make(retries=5), T0)
+    later = T0 + timedelta(seconds=1)
+    patched = engine.patch_job(started, later, options=JobOptions(retries=2))
+    assert patched.version == started.version + 1
+    assert patched.state is JobState.RUNNING
+    assert (patched.run_id, patched.attempt) == (started.run_id, started.attempt)
+    done = later + timedelta(seconds=1)
+    finished = engine.finish_attempt(patched, started, Outcome(T0, done, 200))
+    assert finished.applied
+    assert finished.record is not None
+    assert finished.record.state is JobState.COMPLETED
+    assert finished.record.next_run_at is None
+    assert finished.record.options.retries == 2  # the patched configuration stays
+    assert finished.record.version == patched.version
+    assert finished.record.updated_at == done
+    assert finished.run.run_id == started.run_id
+    assert finished.run.status == "succeeded"
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"options": JobOptions(headers={"x-new": "1"})},
+        {"payload": {"n": 2}},
+        {"endpoint": "http://127.0.0.1:9000/other"},
+        {"options": JobOptions(enabled=True)},  # already enabled: nothing to restart
+        {"options": JobOptions(run_every=None, retries=1)},  # the same schedule, given again
+    ],
+    ids=["headers", "payload", "endpoint", "enabled-again", "same-schedule"],
+)
+def test_patch_that_keeps_the_schedule_keeps_the_result(patch: dict[str, Any]) -> None:
+    started = engine.start_attempt(make(retries=3), T0)
+    patched = engine.patch_job(started, T0, **patch)
+    finished = engine.finish_attempt(patched, started, Outcome(T0, T0, 200))
+    assert finished.applied
+    assert finished.record is not None
+    assert finished.record.state is JobState.COMPLETED
+    assert finished.record.payload == patched.payload
+    assert finished.record.endpoint == patched.endpoint
+    assert finished.record.options == patched.options
+
+
+def test_lowered_retries_count_for_the_attempt_in_flight() -> None:
+    started = engine.start_attempt(make(retries=5), T0)
+    patched = engine.patch_job(started, T0, options=JobOptions(retries=0))
+    finished = engine.finish_attempt(patched, started, Outcome(T0, T0, 500, "HTTP 500"), rng=HALF)
+    assert finished.applied
+    assert finished.record is not None
+    assert finished.record.state is JobState.FAILED  # no retry left under the new retries
+    assert finished.record.next_run_at is None
+    assert finished.run.next_retry_at is None
+
+
+def test_raised_retries_count_for_the_attempt_in_flight() -> None:
+    started = engine.start_attempt(make(retries=0), T0)
+    patched = engine.patch_job(started, T0, options=JobOptions(retries=2))
+    finished = engine.finish_attempt(patched, started, Outcome(T0, T0, 500, "HTTP 500"), rng=HALF)
+    assert finished.applied
+    assert finished.record is not None
+    assert finished.record.state is JobState.SCHEDULED
+    assert finished.record.next_run_at == T0 + timedelta(seconds=0.75)  # backoff 1 s, HALF
+    assert finished.record.run_id == started.run_id  # the retry keeps the run id
+    assert finished.run.next_retry_at == finished.record.next_run_at
+
+
+def test_patched_payload_of_a_recurring_job_moves_on_to_the_next_occurrence() -> None:
+    started = engine.start_attempt(make(run_every="PT1H"), T0)
+    patched = engine.patch_job(started, T0, payload={"n": 2})
+    finished = engine.finish_attempt(patched, started, Outcome(T0, T0, 200))
+    assert finished.applied
+    assert finished.record is not None
+    assert finished.record.state is JobState.SCHEDULED
+    assert finished.record.occurrence == 1
+    assert finished.record.next_run_at == T0 + timedelta(hours=1)
+    assert finished.record.payload == {"n": 2}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [JobOptions(run_every="PT2H"), JobOptions(run_at=T0 + timedelta(days=1)),
+     JobOptions(timezone="Europe/Paris")],
+    ids=["run_every", "run_at", "timezone"],
+)
+def test_schedule_patch_during_flight_makes_the_result_stale(options: JobOptions) -> None:
+    started = engine.start_attempt(make(run_every="PT1H", retries=5), T0)
+    patched = engine.patch_job(started, T0, options=options)
+    assert patched.state is JobState.SCHEDULED
+    assert patched.run_id is None
+    finished = engine.finish_attempt(patched, started, Outcome(T0, T0, 500, "x"), rng=HALF)
+    assert not finished.applied
+    assert finished.record is patched
+    assert finished.run.run_id == started.run_id
+    assert finished.run.next_retry_at is None  # nothing was scheduled by it
+
+
+def test_successful_result_after_disable_leaves_the_job_disabled() -> None:
+    started = engine.start_attempt(make(), T0)
+    disabled = engine.patch_job(started, T0, options=JobOptions(enabled=False))
+    assert disabled.state is JobState.DISABLED
+    assert disabled.due_at is None
+    finished = engine.finish_attempt(disabled, started, Outcome(T0, T0, 200))
+    assert not finished.applied
+    assert finished.record is disabled
+    assert finished.run.status == "succeeded"  # the history still has it
+
+
+def test_result_after_disable_and_reenable_is_stale() -> None:
+    started = engine.start_attempt(make(run_every="PT1H"), T0)
+    later = T0 + timedelta(minutes=10)
+    disabled = engine.patch_job(started, later, options=JobOptions(enabled=False))
+    enabled = engine.patch_job(disabled, later, options=JobOptions(enabled=True))
+    assert enabled.state is JobState.SCHEDULED
+    assert enabled.next_run_at == T0 + timedelta(hours=1)  # the next grid occurrence
+    finished = engine.finish_attempt(enabled, started, Outcome(T0, later, 200))
+    assert not finished.applied
+    assert finished.record is enabled
+
+
+def test_run_now_during_flight_keeps_the_result() -> None:
+    started = engine.start_attempt(make(), T0)
+    assert engine.run_now(started, T0) is started
+    finished = engine.finish_attempt(started, started, Outcome(T0, T0, 200))
+    assert finished.applied
+    assert finished.record is not None
+    assert finished.record.state is JobState.COMPLETED
+
+
+def test_result_never_lands_on_a_recreated_job_of_the_same_name() -> None:
+    started = engine.start_attempt(make(), T0, run_id=lambda: "run_same")
+    recreated = engine.start_attempt(make(), T0, run_id=lambda: "run_same")
+    assert recreated.id != started.id
+    finished = engine.finish_attempt(recreated, started, Outcome(T0, T0, 200))
+    assert not finished.applied
+    assert finished.record is recreated
 
 
 # -- patch --------------------------------------------------------------------------------

@@ -294,6 +294,45 @@ async def test_reenqueue_during_flight_is_not_overwritten(
     assert len(receiver.calls) == 1
 
 
+async def patch(store: Store, body: dict[str, Any], name: str = "job") -> JobRecord:
+    job_patch = api.parse_job_patch(body, POLICY)
+    now = datetime.now(UTC)
+    _, after = await store.modify(
+        "q", name, lambda c: api.apply_patch(c, "q", name, job_patch, now)
+    )
+    assert after is not None
+    return after
+
+
+@pytest.mark.parametrize(
+    ("code", "state"), [(200, JobState.COMPLETED), (500, JobState.FAILED)]
+)
+async def test_update_during_flight_keeps_the_result(
+    receiver: Receiver, sqlite_store: SQLiteStore, dispatcher: Dispatcher, code: int,
+    state: JobState,
+) -> None:
+    release = asyncio.Event()
+
+    async def behaviour(request: Request, n: int) -> Response:
+        await release.wait()
+        return Response(status_code=code)
+
+    receiver.behaviour = behaviour
+    await enqueue(sqlite_store, receiver.endpoint, retries=5)
+    await receiver.wait_for_calls(1)
+    patched = await patch(sqlite_store, {"options": {"retries": 0, "headers": {"x-a": "1"}}})
+    assert patched.state is JobState.RUNNING
+    release.set()
+    record = await settled(sqlite_store)
+    await asyncio.sleep(0.1)  # no further delivery may follow
+    assert record.state is state  # judged with retries=0: a failure is final
+    assert record.options.retries == 0
+    assert record.options.headers == {"x-a": "1"}
+    assert len(receiver.calls) == 1
+    runs = await sqlite_store.runs("q", "job")
+    assert runs is not None
+    assert [(r.attempt, r.status_code, r.next_retry_at) for r in runs] == [(1, code, None)]
+
 async def test_delete_during_flight_does_not_revive_the_job(
     receiver: Receiver, sqlite_store: SQLiteStore, dispatcher: Dispatcher
 ) -> None:

@@ -247,6 +247,69 @@ async def test_a_stale_result_only_goes_to_the_history(store: Store) -> None:
     assert (await store.runs("q", "job") or [])[:1] == [attempt.run]
 
 
+def refinishable(started: JobRecord, status: int, now: datetime = T0) -> FinishedAttempt:
+    """As the dispatcher records an attempt: with ``finish`` for a job changed meanwhile."""
+    outcome = Outcome(now, now, status, None if status < 300 else "x")
+    result = engine.finish_attempt(started, started, outcome)
+
+    def finish(current: JobRecord) -> engine.Finished:
+        return engine.finish_attempt(current, started, outcome)
+
+    return FinishedAttempt(started, result.record, result.run, finish)
+
+
+async def patch(store: Store, name: str, **changes: Any) -> JobRecord:
+    def change(current: JobRecord | None) -> JobRecord:
+        assert current is not None
+        return engine.patch_job(current, T0, **changes)
+
+    _, after = await store.modify("q", name, change)
+    assert after is not None
+    return after
+
+
+async def test_a_result_survives_a_patch_that_keeps_the_schedule(store: Store) -> None:
+    await put(store, new(retries=5))
+    (started,) = await store.claim_due(T0, 10, LEASE)
+    patched = await patch(store, "job", payload={"v": 2}, options=JobOptions(retries=0))
+    attempt = refinishable(started, 500)
+    assert attempt.record is not None and attempt.record.state is JobState.SCHEDULED
+    assert await store.record_attempts([attempt]) == [True]
+    stored = await store.get("q", "job")
+    assert stored is not None
+    assert stored.state is JobState.FAILED  # judged with retries=0, the patched value
+    assert stored.payload == {"v": 2}
+    assert stored.options.retries == 0
+    assert stored.version == patched.version
+    assert await store.next_due_at() is None
+    runs = await store.runs("q", "job")
+    assert runs is not None and len(runs) == 1
+    assert runs[0].next_retry_at is None  # not the retry computed before the patch
+
+
+async def test_a_patched_job_stays_stale_without_finish(store: Store) -> None:
+    await put(store, new())
+    (started,) = await store.claim_due(T0, 10, LEASE)
+    patched = await patch(store, "job", payload={"v": 2})
+    assert await store.record_attempts([finished(started, 200)]) == [False]
+    assert await store.get("q", "job") == patched
+
+
+async def test_finish_still_refuses_a_rescheduled_or_disabled_job(store: Store) -> None:
+    await put(store, new("a"))
+    await put(store, new("b"))
+    claimed = {r.name: r for r in await store.claim_due(T0, 10, LEASE)}
+    rescheduled = await patch(store, "a", options=JobOptions(run_every="PT1H"))
+    disabled = await patch(store, "b", options=JobOptions(enabled=False))
+    attempts = [refinishable(claimed["a"], 200), refinishable(claimed["b"], 500)]
+    assert await store.record_attempts(attempts) == [False, False]
+    assert await store.get("q", "a") == rescheduled
+    assert await store.get("q", "b") == disabled
+    assert disabled.state is JobState.DISABLED and disabled.due_at is None
+    runs = await store.runs("q", "b")
+    assert runs is not None
+    assert [(r.status, r.next_retry_at) for r in runs] == [("failed", None)]
+
 async def test_a_result_for_an_expired_lease_is_stale(store: Store) -> None:
     await put(store, new())
     (first,) = await store.claim_due(T0, 10, LEASE)

@@ -19,9 +19,13 @@ Contract (checked for every implementation by ``tests/server/test_store_contract
   first, applies :func:`~taskless.core.engine.start_attempt` to each and returns the started
   records. Two concurrent claims never return the same attempt.
 * :meth:`Store.record_attempts` stores finished attempts in one batch. Each carries the
-  record its attempt *started* from; the new record is written only if the stored job still
-  has that ``version``, ``run_id`` and ``attempt`` (compare-and-set), otherwise only the run
-  goes to the history. Runs of a deleted job are dropped; a result never revives a job.
+  record its attempt *started* from and the record computed from it; that record is written
+  if the stored job still has the same ``version``, ``run_id`` and ``attempt``
+  (compare-and-set). Otherwise, when the attempt carries ``finish``, the store calls it, in
+  the same transaction, with the job as stored now (its configuration was patched during the
+  delivery, or the attempt is stale) and writes what it returns if ``applied``, recording its
+  run; else only the run goes to the history. Runs of a deleted job are dropped; a result
+  never revives a job.
 * :meth:`Store.delete` removes the job and its run history.
 * :meth:`Store.next_due_at` is the earliest ``due_at`` of all jobs (``None`` if none is due
   ever); dispatchers sleep until then.
@@ -45,7 +49,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-from taskless.core.engine import DEFAULT_LEASE, JobRecord
+from taskless.core.engine import DEFAULT_LEASE, Finished, JobRecord
 from taskless.core.errors import TasklessError
 from taskless.core.models import Run
 
@@ -82,11 +86,16 @@ class FinishedAttempt:
     :param record: the record to store if the job is unchanged since ``started``
         (from :func:`~taskless.core.engine.finish_attempt`).
     :param run: the run history entry.
+    :param finish: when the job changed since ``started``: given the job as stored now,
+        :func:`~taskless.core.engine.finish_attempt` against it (a patch of ``retries`` during
+        the delivery then counts; a re-enqueued, rescheduled or disabled job makes the result
+        stale). ``None``: any change makes the result stale.
     """
 
     started: JobRecord
     record: JobRecord | None
     run: Run
+    finish: Callable[[JobRecord], Finished] | None = None
 
 
 class Store(abc.ABC):

@@ -536,36 +536,53 @@ class SQLiteStore(Store):
     async def record_attempts(self, attempts: Sequence[FinishedAttempt]) -> list[bool]:
         if not attempts:
             return []
-        applied = await self._write(partial(self._record_sync, attempts))
-        due = [a.record.due_at for a, ok in zip(attempts, applied, strict=True)
-               if ok and a.record is not None and a.record.due_at is not None]
+        written = await self._write(partial(self._record_sync, attempts))
+        due = [record.due_at for record in written
+               if record is not None and record.due_at is not None]
         if due:
             self._notify(min(due))
-        return applied
+        return [record is not None for record in written]
 
     def _record_sync(
         self, attempts: Sequence[FinishedAttempt], conn: sqlite3.Connection
-    ) -> list[bool]:
-        applied = []
+    ) -> list[JobRecord | None]:
+        """Per attempt, the record written (``None``: not applied)."""
+        written: list[JobRecord | None] = []
+        runs = []
         execute = conn.execute
         for attempt in attempts:
-            record, started = attempt.record, attempt.started
+            record, started, run = attempt.record, attempt.started, attempt.run
             if record is None or record is started:
-                applied.append(False)
+                written.append(None)
+                runs.append(_run_values(started.id, run))
                 continue
             cursor = execute(
                 _UPDATE_STATE_IF_UNCHANGED,
                 (*_state_update_values(record), started.version, started.run_id, started.attempt),
             )
-            applied.append(cursor.rowcount == 1)
-        conn.executemany(
-            _INSERT_RUN, [_run_values(attempt.started.id, attempt.run) for attempt in attempts]
-        )
+            if cursor.rowcount == 1:
+                written.append(record)
+            elif attempt.finish is not None:
+                # Changed since the attempt started: judge the result against the job as it
+                # is now (this transaction holds the write lock, so it stays so).
+                row = execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (started.id,)).fetchone()
+                finished = attempt.finish(_record(row)) if row is not None else None
+                if finished is not None:
+                    run = finished.run
+                if finished is not None and finished.applied and finished.record is not None:
+                    execute(_UPDATE_STATE, _state_update_values(finished.record))
+                    written.append(finished.record)
+                else:
+                    written.append(None)
+            else:
+                written.append(None)
+            runs.append(_run_values(started.id, run))
+        conn.executemany(_INSERT_RUN, runs)
         keep = self.history_limit
         conn.executemany(
             _PRUNE_RUNS, [(job_id, job_id, keep) for job_id in {a.started.id for a in attempts}]
         )
-        return applied
+        return written
 
     async def next_due_at(self) -> datetime | None:
         return await self._call(self._next_due_sync)
