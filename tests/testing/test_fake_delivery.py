@@ -39,6 +39,9 @@ def fake() -> TasklessFake:
 
 
 def test_weekly_job_over_a_year_in_15_minute_steps(fake: TasklessFake) -> None:
+    import threading
+
+    threads = threading.active_count()
     handler = fake.handle("weekly", Recorder())
     queue = fake.queue("weekly")
     queue.enqueue("weekly", {"k": 1}, {"runAt": "2024-01-07T06:00:00Z", "runEvery": "P1W"})
@@ -52,6 +55,24 @@ def test_weekly_job_over_a_year_in_15_minute_steps(fake: TasklessFake) -> None:
     assert [meta.scheduled_at for _, meta in handler.calls][:2] == [
         datetime(2024, 1, 7, 6, tzinfo=UTC), datetime(2024, 1, 14, 6, tzinfo=UTC)]
     assert all(d.delivered_at == d.scheduled_at for d in fake.deliveries())
+    assert threading.active_count() == threads  # no thread was started
+
+
+def test_records_are_copies(fake: TasklessFake) -> None:
+    fake.handle("q", Recorder())
+    fake.queue("q").enqueue("j", {"items": [1]}, {"retries": 2})
+    fake.run_due()
+    enqueued = fake.enqueued("j")[0]
+    enqueued.payload["items"].append(2)
+    fake.deliveries("j")[0].payload["items"].append(3)
+    fake.calls[0].json["payload"]["items"].append(4)
+    assert fake.enqueued("j")[0].payload == {"items": [1]}
+    assert fake.deliveries("j")[0].payload == {"items": [1]}
+    assert fake.calls[0].json == {
+        "payload": {"items": [1]}, "endpoint": "http://127.0.0.1:8000/api/queues/q",
+        "options": {"retries": 2}}
+    assert fake.calls[0].status == 201 and fake.calls[0].response["name"] == "j"
+    assert enqueued.given_options == {"retries": 2} and enqueued.options.retries == 2
 
 
 def test_one_big_step_delivers_every_occurrence_in_time_order(fake: TasklessFake) -> None:
