@@ -1,0 +1,95 @@
+"""The delivery benchmark on PostgreSQL, durable settings, nothing to set up.
+
+    .venv/bin/python bench/bench_postgres.py [-n 5000] [--lateness-jobs 500] [--servers 2]
+
+Starts a throwaway PostgreSQL cluster (``tests/pgcluster.py``: a temporary directory, a free
+loopback port, ``fsync=on``, ``synchronous_commit=on``, ``full_page_writes=on``), then runs
+``bench_delivery.py`` against it: throughput of N jobs due at one instant, lateness, and the
+bare POST loop for reference. ``--servers 2`` runs a second job server process on the same
+database (the jobs are enqueued through the first; both deliver). To benchmark a PostgreSQL
+server of your own instead: ``python3 tasks.py bench --database postgresql://...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import bench_delivery  # noqa: E402
+from pgcluster import PostgresCluster  # noqa: E402
+
+DURABILITY = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
+
+
+class SeveralServersBench(bench_delivery.Bench):
+    """The benchmark with ``extra`` more job server processes on the same database."""
+
+    def __init__(self, args: argparse.Namespace, workdir: str, extra: int) -> None:
+        super().__init__(args, workdir)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKLESS_")}
+        self.extra: list[subprocess.Popen[bytes]] = []
+        for _ in range(extra):
+            port = bench_delivery.free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "taskless", "dev", "--port", str(port),
+                 "--database", args.database],
+                cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            self.extra.append(process)
+            bench_delivery.wait_http(f"http://127.0.0.1:{port}/healthz", process, "job server")
+
+    def close(self) -> None:
+        for process in self.extra:
+            process.terminate()
+        for process in self.extra:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        super().close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=5000, help="jobs in the throughput run")
+    parser.add_argument("--lateness-jobs", type=int, default=500)
+    parser.add_argument("--bare", type=int, default=5000, help="requests in the bare POST loop")
+    parser.add_argument("--servers", type=int, default=1, help="job server processes (1 or more)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    with PostgresCluster() as cluster:
+        with psycopg.connect(cluster.url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE taskless")
+            settings = {
+                name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                for name in DURABILITY
+            }
+        args.database = cluster.url.rsplit("/", 1)[0] + "/taskless"
+        print("PostgreSQL", ", ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
+        if args.servers > 1:
+            extra = args.servers - 1
+            print(f"{args.servers} job server processes on one database", flush=True)
+            bench_delivery.Bench = (  # type: ignore[misc]
+                lambda a, w: SeveralServersBench(a, w, extra)
+            )
+        result: dict[str, Any] = asyncio.run(bench_delivery.run(args))
+    result["postgres"] = settings
+    result["servers"] = args.servers
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
