@@ -26,8 +26,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import bench_delivery  # noqa: E402
-from pgcluster import PostgresCluster  # noqa: E402
+import bench_delivery
+from pgcluster import PostgresCluster
 
 DURABILITY = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method")
 
