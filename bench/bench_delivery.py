@@ -198,9 +198,9 @@ class Bench:
             return count / (time.perf_counter() - started)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, bench_class: type[Bench] = Bench) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="taskless-bench-") as workdir:
-        bench = Bench(args, workdir)
+        bench = bench_class(args, workdir)
         try:
             headers = {"authorization": f"Bearer {DEV_API_KEY}"}
             async with httpx.AsyncClient(base_url=bench.api, headers=headers, timeout=30) as c:

@@ -33,13 +33,13 @@ DURABILITY = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_metho
 
 
 class SeveralServersBench(bench_delivery.Bench):
-    """The benchmark with ``extra`` more job server processes on the same database."""
+    """The benchmark with ``args.servers - 1`` more job server processes on the database."""
 
-    def __init__(self, args: argparse.Namespace, workdir: str, extra: int) -> None:
+    def __init__(self, args: argparse.Namespace, workdir: str) -> None:
         super().__init__(args, workdir)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKLESS_")}
         self.extra: list[subprocess.Popen[bytes]] = []
-        for _ in range(extra):
+        for _ in range(args.servers - 1):
             port = bench_delivery.free_port()
             process = subprocess.Popen(
                 [sys.executable, "-m", "taskless", "dev", "--port", str(port),
@@ -79,12 +79,8 @@ def main() -> None:
         args.database = cluster.url.rsplit("/", 1)[0] + "/taskless"
         print("PostgreSQL", ", ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
         if args.servers > 1:
-            extra = args.servers - 1
             print(f"{args.servers} job server processes on one database", flush=True)
-            bench_delivery.Bench = (  # type: ignore[misc]
-                lambda a, w: SeveralServersBench(a, w, extra)
-            )
-        result: dict[str, Any] = asyncio.run(bench_delivery.run(args))
+        result: dict[str, Any] = asyncio.run(bench_delivery.run(args, SeveralServersBench))
     result["postgres"] = settings
     result["servers"] = args.servers
     if args.json:
