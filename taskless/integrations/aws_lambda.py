@@ -49,25 +49,29 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
-import functools
 import http
 import logging
-import threading
-import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import unquote
 
-from taskless.core.models import Job, JobOptions, parse_options
-from taskless.core.queue import UNSET, Queue, UnsetType
+from taskless.core.models import JobOptions
+from taskless.core.queue import Queue
 from taskless.core.receiver import (
     DEFAULT_PREFIX,
     ReceivedRequest,
-    Receiver,
     ReceiverResponse,
     Registration,
 )
 from taskless.core.settings import Settings
+from taskless.integrations._handlers import (
+    Declarations,
+    LazyQueueHandler,
+    Options,
+    SyncQueueHandler,
+    new_queue,
+    new_receiver,
+)
 
 __all__ = [
     "EVENT_SOURCES",
@@ -87,7 +91,6 @@ logger = logging.getLogger("taskless.aws_lambda")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-Options = JobOptions | dict[str, Any] | None
 LambdaEvent = Mapping[str, Any]
 LambdaResponse = dict[str, Any]
 
@@ -354,76 +357,19 @@ def _describe(event: object) -> str:
 # --- queues ------------------------------------------------------------------------------------
 
 
-class QueueHandler(Generic[P, R]):
+class QueueHandler(LazyQueueHandler[Queue[Any], P, R], SyncQueueHandler[P, R]):
     """A handler registered with :meth:`Taskless.queue`.
 
     Calling it calls the original function, so it stays testable as it is. The queue methods
     :meth:`enqueue`, :meth:`update`, :meth:`delete` and :meth:`get` are synchronous and act on
-    :attr:`queue`, a :class:`~taskless.core.queue.Queue` built on first use.
+    :attr:`queue`, a :class:`~taskless.core.queue.Queue` built on first use. Its endpoint is
+    ``TASKLESS_BASE_URL`` (the function's public URL, with the stage if the API has one in its
+    URLs) + :attr:`route`.
     """
-
-    def __init__(
-        self,
-        func: Callable[P, R],
-        registration: Registration,
-        queue_factory: Callable[[], Queue[Any]],
-    ) -> None:
-        functools.update_wrapper(self, func)
-        self.func = func
-        self.registration = registration
-        self._queue_factory = queue_factory
-        self._queue: Queue[Any] | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.func(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<QueueHandler {self.registration.queue!r}: {self.func!r}>"
-
-    @property
-    def name(self) -> str:
-        """The queue's name."""
-        return self.registration.queue
-
-    @property
-    def route(self) -> str:
-        """The path where this queue's deliveries arrive."""
-        return self.registration.route
-
-    @property
-    def queue(self) -> Queue[Any]:
-        """The queue jobs are enqueued on; its endpoint is ``TASKLESS_BASE_URL`` + :attr:`route`
-        (the function's public URL, with the stage if the API has one in its URLs)."""
-        with self._lock:
-            if self._queue is None:
-                self._queue = self._queue_factory()
-            return self._queue
-
-    def enqueue(self, name: str | None, payload: Any, options: Options = None) -> Job[Any]:
-        """Create or replace the job ``name`` (``None``: the job server generates a name).
-        See :meth:`Queue.enqueue <taskless.core.queue.Queue.enqueue>`."""
-        return self.queue.enqueue(name, payload, options)
-
-    def update(
-        self, name: str, payload: Any | UnsetType = UNSET, options: Options = None
-    ) -> Job[Any]:
-        """Change only what is given of the existing job ``name``.
-        See :meth:`Queue.update <taskless.core.queue.Queue.update>`."""
-        return self.queue.update(name, payload, options)
-
-    def delete(self, name: str) -> Job[Any] | None:
-        """Remove the job ``name`` and its run history; ``None`` if there was none."""
-        return self.queue.delete(name)
-
-    def get(self, name: str) -> Job[Any] | None:
-        """The job ``name``, or ``None`` if there is none."""
-        return self.queue.get(name)
 
     def close(self) -> None:
         """Close the queue's transport if it was built; it is rebuilt on next use."""
-        with self._lock:
-            queue, self._queue = self._queue, None
+        queue = self._take_queue()
         if queue is not None:
             queue.close()
 
@@ -431,7 +377,7 @@ class QueueHandler(Generic[P, R]):
 # --- the entry point ---------------------------------------------------------------------------
 
 
-class Taskless:
+class Taskless(Declarations[QueueHandler[..., Any]]):
     """Taskless for an AWS Lambda function: declares queues and provides the entry point.
 
     :param settings: default :meth:`Settings.from_env()
@@ -452,45 +398,16 @@ class Taskless:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        self.receiver = Receiver(
-            self.settings.signing_secrets, prefix=prefix, clock=clock or time.time
-        )
+        self.receiver = new_receiver(self.settings, prefix, clock)
+        super().__init__(self.receiver)
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
-        self._handlers: dict[str, QueueHandler[..., Any]] = {}
 
-    def queue(
-        self,
-        name: str,
-        *,
-        options: Options = None,
-        route: str | None = None,
-        payload_type: Any = None,
-    ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]:
-        """Decorator: ``func`` handles the deliveries of queue ``name`` and gains its methods.
+    if TYPE_CHECKING:  # Declarations.queue, typed to return this module's QueueHandler
 
-        ``options`` are the queue's default job options; ``route`` replaces the default
-        ``<prefix>/<name>``; ``payload_type`` replaces the type read from the annotation of
-        the handler's first parameter. The handler is ``func(payload)`` or
-        ``func(payload, meta)``, sync or async (an async handler runs to completion inside
-        the invocation).
-        """
-        defaults = parse_options(options)  # fail at declaration, not at the first enqueue
-
-        def decorate(func: Callable[P, R]) -> QueueHandler[P, R]:
-            registration = self.receiver.register(
-                name, func, payload_type=payload_type, route=route
-            )
-            factory = functools.partial(self._new_queue, registration, defaults)
-            handler = QueueHandler(func, registration, factory)
-            self._handlers[name] = handler
-            return handler
-
-        return decorate
-
-    @property
-    def handlers(self) -> dict[str, QueueHandler[..., Any]]:
-        """The declared queues' handlers, by queue name."""
-        return dict(self._handlers)
+        def queue(
+            self, name: str, *, options: Options = None, route: str | None = None,
+            payload_type: Any = None,
+        ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]: ...
 
     def handler(self, event: Any, context: LambdaContext | None = None) -> LambdaResponse:
         """The Lambda entry point: ``handler = taskless.handler``.
@@ -522,11 +439,9 @@ class Taskless:
         for handler in self._handlers.values():
             handler.close()
 
-    def _new_queue(self, registration: Registration, defaults: JobOptions) -> Queue[Any]:
-        return Queue(
-            registration.queue,
-            route=registration.route,
-            settings=self.settings,
-            defaults=defaults,
-            payload_type=registration.payload_type,
+    def _new_handler(
+        self, func: Callable[P, R], registration: Registration, defaults: JobOptions
+    ) -> QueueHandler[P, R]:
+        return QueueHandler(
+            func, registration, lambda: new_queue(Queue, registration, self.settings, defaults)
         )

@@ -32,13 +32,12 @@ its own inside the request, so it needs no ``flask[async]``.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from taskless.core.errors import ConfigurationError, MissingExtra
 
@@ -47,17 +46,22 @@ try:
 except ImportError:
     raise MissingExtra("flask", "flask") from None
 
-from taskless.core.models import Job, JobOptions, parse_options
-from taskless.core.queue import UNSET, Queue, UnsetType
+from taskless.core.models import JobOptions
+from taskless.core.queue import Queue
 from taskless.core.receiver import DEFAULT_PREFIX, ReceivedRequest, Receiver, Registration
 from taskless.core.settings import Settings
+from taskless.integrations._handlers import (
+    Declarations,
+    Options,
+    SyncQueueHandler,
+    new_queue,
+    new_receiver,
+)
 
 __all__ = ["QueueHandler", "Taskless", "settings_from_config"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-Options = JobOptions | dict[str, Any] | None
 
 #: Every method reaches the receiver, which answers 405 (``Allow: POST``) to all but POST.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -89,6 +93,14 @@ def settings_from_config(
     return Settings.from_env(merged)
 
 
+def _register(receiver: Receiver, registration: Registration) -> None:
+    """Register on an app's ``receiver`` a queue declared (and validated) on the catalogue."""
+    receiver.register(
+        registration.queue, registration.func,
+        payload_type=registration.payload_type, route=registration.route,
+    )
+
+
 @dataclass
 class _AppState:
     """What the extension keeps per app (in ``app.extensions["taskless"]``)."""
@@ -104,13 +116,7 @@ class _AppState:
         with self.lock:
             queue = self.queues.get(registration.queue)
             if queue is None:
-                queue = Queue(
-                    registration.queue,
-                    route=registration.route,
-                    settings=self.settings,
-                    defaults=defaults,
-                    payload_type=registration.payload_type,
-                )
+                queue = new_queue(Queue, registration, self.settings, defaults)
                 self.queues[registration.queue] = queue
             return queue
 
@@ -121,7 +127,7 @@ class _AppState:
             queue.close()
 
 
-class QueueHandler(Generic[P, R]):
+class QueueHandler(SyncQueueHandler[P, R]):
     """A handler registered with :meth:`Taskless.queue`.
 
     Calling it calls the original function, so it stays testable as it is. The queue methods
@@ -134,27 +140,9 @@ class QueueHandler(Generic[P, R]):
         self, func: Callable[P, R], registration: Registration, owner: Taskless,
         defaults: JobOptions,
     ) -> None:
-        functools.update_wrapper(self, func)
-        self.func = func
-        self.registration = registration
+        super().__init__(func, registration)
         self.defaults = defaults
         self._owner = owner
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.func(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<QueueHandler {self.registration.queue!r}: {self.func!r}>"
-
-    @property
-    def name(self) -> str:
-        """The queue's name."""
-        return self.registration.queue
-
-    @property
-    def route(self) -> str:
-        """The path of the app where this queue's deliveries arrive."""
-        return self.registration.route
 
     @property
     def queue(self) -> Queue[Any]:
@@ -167,28 +155,8 @@ class QueueHandler(Generic[P, R]):
         """
         return self._owner._state_for_queue().queue(self.registration, self.defaults)
 
-    def enqueue(self, name: str | None, payload: Any, options: Options = None) -> Job[Any]:
-        """Create or replace the job ``name`` (``None``: the job server generates a name).
-        See :meth:`Queue.enqueue <taskless.core.queue.Queue.enqueue>`."""
-        return self.queue.enqueue(name, payload, options)
 
-    def update(
-        self, name: str, payload: Any | UnsetType = UNSET, options: Options = None
-    ) -> Job[Any]:
-        """Change only what is given of the existing job ``name``.
-        See :meth:`Queue.update <taskless.core.queue.Queue.update>`."""
-        return self.queue.update(name, payload, options)
-
-    def delete(self, name: str) -> Job[Any] | None:
-        """Remove the job ``name`` and its run history; ``None`` if there was none."""
-        return self.queue.delete(name)
-
-    def get(self, name: str) -> Job[Any] | None:
-        """The job ``name``, or ``None`` if there is none."""
-        return self.queue.get(name)
-
-
-class Taskless:
+class Taskless(Declarations[QueueHandler[..., Any]]):
     """Taskless for a Flask app: mounts the signed receiver routes and declares queues.
 
     :param app: the app to initialise now; or call :meth:`init_app` later (app factories).
@@ -214,9 +182,8 @@ class Taskless:
         self.clock: Callable[[], float] = clock or time.time
         self.name = name
         # Validates declarations and holds their registrations (route, payload type...).
-        self._catalogue = Receiver([_CATALOGUE_KEY], prefix=prefix)
-        self.prefix = self._catalogue.prefix
-        self._handlers: dict[str, QueueHandler[..., Any]] = {}
+        super().__init__(Receiver([_CATALOGUE_KEY], prefix=prefix))
+        self.prefix = self._registry.prefix
         self._apps: list[Flask] = []
         self._appless: _AppState | None = None
         self._custom_routes = 0
@@ -225,43 +192,23 @@ class Taskless:
 
     # --- declaring queues ----------------------------------------------------------------------
 
-    def queue(
-        self,
-        name: str,
-        *,
-        options: Options = None,
-        route: str | None = None,
-        payload_type: Any = None,
-    ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]:
-        """Decorator: ``func`` handles the deliveries of queue ``name`` and gains its methods.
+    if TYPE_CHECKING:  # Declarations.queue, typed to return this module's QueueHandler
 
-        ``options`` are the queue's default job options; ``route`` replaces the default
-        ``<prefix>/<name>``; ``payload_type`` replaces the type read from the annotation of
-        the handler's first parameter. The handler is ``func(payload)`` or
-        ``func(payload, meta)``, sync or async.
-        """
-        defaults = parse_options(options)  # fail at declaration, not at the first enqueue
+        def queue(
+            self, name: str, *, options: Options = None, route: str | None = None,
+            payload_type: Any = None,
+        ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]: ...
 
-        def decorate(func: Callable[P, R]) -> QueueHandler[P, R]:
-            registration = self._catalogue.register(
-                name, func, payload_type=payload_type, route=route
-            )
-            handler = QueueHandler(func, registration, self, defaults)
-            self._handlers[name] = handler
-            for app in self._apps:
-                self._state(app).receiver.register(
-                    name, func, payload_type=registration.payload_type, route=registration.route
-                )
-                if registration.route != self._catalogue.route_for(name):
-                    self._add_custom_rule(app, registration.route)
-            return handler
+    def _new_handler(
+        self, func: Callable[P, R], registration: Registration, defaults: JobOptions
+    ) -> QueueHandler[P, R]:
+        return QueueHandler(func, registration, self, defaults)
 
-        return decorate
-
-    @property
-    def handlers(self) -> dict[str, QueueHandler[..., Any]]:
-        """The declared queues' handlers, by queue name."""
-        return dict(self._handlers)
+    def _declared(self, handler: QueueHandler[..., Any]) -> None:
+        for app in self._apps:
+            _register(self._state(app).receiver, handler.registration)
+            if self._has_custom_route(handler):
+                self._add_custom_rule(app, handler.route)
 
     # --- apps ----------------------------------------------------------------------------------
 
@@ -289,7 +236,7 @@ class Taskless:
             methods=_METHODS, provide_automatic_options=False,
         )
         for handler in self._handlers.values():
-            if handler.route != self._catalogue.route_for(handler.name):
+            if self._has_custom_route(handler):
                 self._custom_routes += 1
                 blueprint.add_url_rule(
                     handler.route, f"custom_{self._custom_routes}", self._view,
@@ -315,13 +262,9 @@ class Taskless:
     # --- internals -----------------------------------------------------------------------------
 
     def _new_receiver(self, settings: Settings) -> Receiver:
-        receiver = Receiver(settings.signing_secrets, prefix=self.prefix, clock=self.clock)
+        receiver = new_receiver(settings, self.prefix, self.clock)
         for handler in self._handlers.values():
-            registration = handler.registration
-            receiver.register(
-                registration.queue, registration.func,
-                payload_type=registration.payload_type, route=registration.route,
-            )
+            _register(receiver, handler.registration)
         return receiver
 
     def _add_custom_rule(self, app: Flask, route: str) -> None:
@@ -360,7 +303,7 @@ class Taskless:
             )
         if self._appless is None:
             settings = self.settings or Settings.from_env()
-            self._appless = _AppState(self, settings, self._catalogue)
+            self._appless = _AppState(self, settings, self._registry)
         return self._appless
 
     def _view(self, **_: str) -> Response:

@@ -23,10 +23,8 @@ of their own. This module only translates requests and responses.
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,20 +32,26 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from taskless.core.models import Job, JobOptions, parse_options
-from taskless.core.queue import UNSET, AsyncQueue, UnsetType
+from taskless.core.models import JobOptions
+from taskless.core.queue import AsyncQueue
 from taskless.core.receiver import DEFAULT_PREFIX, ReceivedRequest, Receiver, Registration
 from taskless.core.settings import Settings
+from taskless.integrations._handlers import (
+    AsyncQueueHandler,
+    Declarations,
+    LazyQueueHandler,
+    Options,
+    new_queue,
+    new_receiver,
+)
 
 __all__ = ["QueueHandler", "ReceiverEndpoint", "Taskless"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-Options = JobOptions | dict[str, Any] | None
 
-
-class QueueHandler(Generic[P, R]):
+class QueueHandler(LazyQueueHandler[AsyncQueue[Any], P, R], AsyncQueueHandler[P, R]):
     """A handler registered with :meth:`Taskless.queue`.
 
     Calling it calls the original function, so it stays testable as it is. The queue methods
@@ -55,64 +59,9 @@ class QueueHandler(Generic[P, R]):
     :class:`~taskless.core.queue.AsyncQueue` built on first use (not at import time).
     """
 
-    def __init__(
-        self,
-        func: Callable[P, R],
-        registration: Registration,
-        queue_factory: Callable[[], AsyncQueue[Any]],
-    ) -> None:
-        functools.update_wrapper(self, func)
-        self.func = func
-        self.registration = registration
-        self._queue_factory = queue_factory
-        self._queue: AsyncQueue[Any] | None = None
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.func(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<QueueHandler {self.registration.queue!r}: {self.func!r}>"
-
-    @property
-    def name(self) -> str:
-        """The queue's name."""
-        return self.registration.queue
-
-    @property
-    def route(self) -> str:
-        """The path of the app where this queue's deliveries arrive."""
-        return self.registration.route
-
-    @property
-    def queue(self) -> AsyncQueue[Any]:
-        """The queue jobs are enqueued on; its endpoint is ``TASKLESS_BASE_URL`` + :attr:`route`."""
-        if self._queue is None:
-            self._queue = self._queue_factory()
-        return self._queue
-
-    async def enqueue(self, name: str | None, payload: Any, options: Options = None) -> Job[Any]:
-        """Create or replace the job ``name`` (``None``: the job server generates a name).
-        See :meth:`AsyncQueue.enqueue <taskless.core.queue.AsyncQueue.enqueue>`."""
-        return await self.queue.enqueue(name, payload, options)
-
-    async def update(
-        self, name: str, payload: Any | UnsetType = UNSET, options: Options = None
-    ) -> Job[Any]:
-        """Change only what is given of the existing job ``name``.
-        See :meth:`AsyncQueue.update <taskless.core.queue.AsyncQueue.update>`."""
-        return await self.queue.update(name, payload, options)
-
-    async def delete(self, name: str) -> Job[Any] | None:
-        """Remove the job ``name`` and its run history; ``None`` if there was none."""
-        return await self.queue.delete(name)
-
-    async def get(self, name: str) -> Job[Any] | None:
-        """The job ``name``, or ``None`` if there is none."""
-        return await self.queue.get(name)
-
     async def aclose(self) -> None:
         """Close the queue's transport if it was built; it is rebuilt on next use."""
-        queue, self._queue = self._queue, None
+        queue = self._take_queue()
         if queue is not None:
             await queue.aclose()
 
@@ -149,7 +98,7 @@ def _app_path(scope: Scope) -> str:
     return path
 
 
-class Taskless:
+class Taskless(Declarations[QueueHandler[..., Any]]):
     """Taskless for a Starlette app: mounts the signed receiver route and declares queues.
 
     ``settings`` default to :meth:`Settings.from_env() <taskless.core.settings.Settings.from_env>`
@@ -167,50 +116,19 @@ class Taskless:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        self.receiver = Receiver(
-            self.settings.signing_secrets, prefix=prefix, clock=clock or time.time
-        )
+        self.receiver = new_receiver(self.settings, prefix, clock)
+        super().__init__(self.receiver)
         self.endpoint = ReceiverEndpoint(self.receiver)
         self._apps: list[Starlette] = []
-        self._handlers: dict[str, QueueHandler[..., Any]] = {}
         if app is not None:
             self.init_app(app)
 
-    def queue(
-        self,
-        name: str,
-        *,
-        options: Options = None,
-        route: str | None = None,
-        payload_type: Any = None,
-    ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]:
-        """Decorator: ``func`` handles the deliveries of queue ``name`` and gains its methods.
+    if TYPE_CHECKING:  # Declarations.queue, typed to return this module's QueueHandler
 
-        ``options`` are the queue's default job options; ``route`` replaces the default
-        ``<prefix>/<name>``; ``payload_type`` replaces the type read from the annotation of
-        the handler's first parameter. The handler is ``func(payload)`` or
-        ``func(payload, meta)``, sync or async.
-        """
-        defaults = parse_options(options)  # fail at declaration, not at the first enqueue
-
-        def decorate(func: Callable[P, R]) -> QueueHandler[P, R]:
-            registration = self.receiver.register(
-                name, func, payload_type=payload_type, route=route
-            )
-            factory = functools.partial(self._new_queue, registration, defaults)
-            handler = QueueHandler(func, registration, factory)
-            self._handlers[name] = handler
-            if route is not None:
-                for app in self._apps:
-                    app.router.routes.append(Route(registration.route, self.endpoint))
-            return handler
-
-        return decorate
-
-    @property
-    def handlers(self) -> dict[str, QueueHandler[..., Any]]:
-        """The declared queues' handlers, by queue name."""
-        return dict(self._handlers)
+        def queue(
+            self, name: str, *, options: Options = None, route: str | None = None,
+            payload_type: Any = None,
+        ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]: ...
 
     def routes(self) -> list[BaseRoute]:
         """The routes :meth:`init_app` mounts: the queue route pattern, then custom routes."""
@@ -218,7 +136,7 @@ class Taskless:
         custom = [
             Route(handler.route, self.endpoint)
             for handler in self._handlers.values()
-            if handler.route != self.receiver.route_for(handler.name)
+            if self._has_custom_route(handler)
         ]
         return [pattern, *custom]
 
@@ -234,11 +152,15 @@ class Taskless:
         for handler in self._handlers.values():
             await handler.aclose()
 
-    def _new_queue(self, registration: Registration, defaults: JobOptions) -> AsyncQueue[Any]:
-        return AsyncQueue(
-            registration.queue,
-            route=registration.route,
-            settings=self.settings,
-            defaults=defaults,
-            payload_type=registration.payload_type,
+    def _new_handler(
+        self, func: Callable[P, R], registration: Registration, defaults: JobOptions
+    ) -> QueueHandler[P, R]:
+        return QueueHandler(
+            func, registration, lambda: new_queue(AsyncQueue, registration, self.settings, defaults)
         )
+
+    def _declared(self, handler: QueueHandler[..., Any]) -> None:
+        if not self._has_custom_route(handler):
+            return
+        for app in self._apps:
+            app.router.routes.append(Route(handler.route, self.endpoint))
