@@ -155,8 +155,13 @@ class PostgresCluster:
 
 
 if __name__ == "__main__":
+    import signal
     import time
 
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` cleans up like Ctrl-C
     with PostgresCluster() as cluster:
         print(cluster.url, flush=True)
         try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .engine import UNSET, JobRecord, Unset, create_job, patch_job, replace_job, schedule_of
 from .errors import JobNotFound, TasklessError, ValidationError
+from .jsonvalue import FINITE_HINT, Path, find, format_path
 from .models import JobOptions, Run, validation_error_from
+from .names import validate_name
 from .settings import Settings
 from .timeutil import format_timestamp, to_utc
 
@@ -71,11 +74,11 @@ __all__ = [
 MAX_BODY_BYTES: Final = 1024 * 1024
 #: Most jobs in one ``jobs:batch`` request.
 MAX_BATCH: Final = 1000
-MAX_NAME_LENGTH: Final = 200
 MAX_ENDPOINT_LENGTH: Final = 2048
 MAX_HEADERS: Final = 64
+MAX_HEADER_NAME_LENGTH: Final = 256
+MAX_HEADER_VALUE_LENGTH: Final = 8192
 
-_NAME_RE: Final = re.compile(r"[^\x00-\x20\x7f/]+")
 _HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE_RE: Final = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 # Set by the job server itself, or meaningless per request: a job may not set these.
@@ -102,23 +105,141 @@ def _fail(field_name: str | None, message: str) -> NoReturn:
 # -- request bodies ------------------------------------------------------------------------
 
 
+class _NotJsonNumber(Exception):
+    """Raised by the decoder at a number JSON cannot carry; the body is then read again to
+    say where."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf or nan: "1e999" overflows to inf
+        raise _NotJsonNumber
+    return value
+
+
 def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJsonNumber
+
+
+_DECODER: Final = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
+
+
+@dataclass(frozen=True, slots=True)
+class _BadNumber:
+    """Stands, in a body read a second time, for a number JSON cannot carry."""
+
+    reason: str
+
+
+def _mark_float(text: str) -> float | _BadNumber:
+    value = float(text)
+    if value - value != 0.0:
+        return _BadNumber(f"{_shorten(text)} is too large: not a finite number; {FINITE_HINT}")
+    return value
+
+
+def _mark_int(text: str) -> int | _BadNumber:
+    try:
+        return int(text)
+    except ValueError:
+        digits = len(text.lstrip("-"))
+        limit = sys.get_int_max_str_digits()
+        return _BadNumber(
+            f"a number is too long ({digits} digits, at most {limit}); send it as a string"
+        )
+
+
+def _mark_constant(name: str) -> _BadNumber:
+    return _BadNumber(f"{name} is not JSON; {FINITE_HINT}")
+
+
+_MARKING_DECODER: Final = json.JSONDecoder(
+    parse_float=_mark_float, parse_int=_mark_int, parse_constant=_mark_constant
+)
+
+
+def _shorten(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class _RefusedJob:
+    """A ``jobs:batch`` item refused while the body was read (a number JSON cannot carry):
+    that job fails, not the batch."""
+
+    error: ValidationError
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """Decode a request body. Malformed JSON (or ``NaN``, or non-UTF-8) is a
-    :class:`ValidationError` with field ``body``."""
+    """Decode a request body: UTF-8 JSON whose numbers are finite.
+
+    Malformed JSON or non-UTF-8 is a :class:`ValidationError` with field ``body``. A number
+    JSON cannot carry (``NaN``, ``Infinity``, ``1e999``, an integer of thousands of digits)
+    is one naming where it is: ``payload``, ``options.retries``, ... In a ``jobs:batch``
+    body, such a number fails only the job that holds it (see :func:`parse_batch`).
+    """
     if len(raw) > MAX_BODY_BYTES:
         _fail("body", f"is larger than {MAX_BODY_BYTES} bytes")
-    if not raw.strip():
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        _fail("body", f"must be UTF-8 JSON (byte {exc.start} is not UTF-8)")
+    if not text.strip():
         _fail("body", "is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         _fail("body", "is nested too deeply")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         _fail("body", f"is not valid JSON: {exc}")
+    except (_NotJsonNumber, ValueError):
+        pass  # a number JSON cannot carry (ValueError: an integer too long to convert)
+    # Read again, to find every such number; the rest of the body may still be malformed.
+    try:
+        data = _MARKING_DECODER.decode(text)
+    except RecursionError:
+        _fail("body", "is nested too deeply")
+    except ValueError as exc:
+        _fail("body", f"is not valid JSON: {exc}")
+    return _refuse_bad_numbers(data)
+
+
+def _refuse_bad_numbers(data: Any) -> Any:
+    found = list(find(data, lambda value: isinstance(value, _BadNumber)))
+    if not found:  # pragma: no cover - the first decoding failed on one of them
+        _fail("body", "is not valid JSON")
+    in_jobs = isinstance(data, dict) and isinstance(data.get("jobs"), list) and all(
+        len(path) >= 2 and path[0] == "jobs" and isinstance(path[1], int) for path, _ in found
+    )
+    if not in_jobs:
+        path, bad = found[0]
+        raise _number_error(path, bad)
+    jobs = list(data["jobs"])
+    for path, bad in found:
+        index = path[1]
+        assert isinstance(index, int)
+        if not isinstance(jobs[index], _RefusedJob):
+            jobs[index] = _RefusedJob(_number_error(path[2:], bad))
+    return {**data, "jobs": jobs}
+
+
+def _number_error(path: Path, bad: _BadNumber) -> ValidationError:
+    """The error for a bad number at ``path`` of a job body: the field is ``payload``,
+    ``encrypted`` or ``options.<name>``; the message says where inside it."""
+    field_name: str | None = None
+    if path and path[0] in ("payload", "encrypted"):
+        field_name = str(path[0])
+    elif path and path[0] == "options":
+        field_name = "options"
+        if len(path) > 1 and isinstance(path[1], str):
+            field_name += "." + _CAMEL_HUMP.sub(lambda m: "_" + m[0].lower(), path[1])
+    located = format_path(path)
+    if not path or located == field_name:
+        return ValidationError(field_name or "body", bad.reason)
+    return ValidationError(field_name or "body", f"at {located}: {bad.reason}")
+
+
+_CAMEL_HUMP: Final = re.compile(r"[A-Z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,20 +300,55 @@ class EndpointPolicy:
             _fail(field_name, f"is longer than {MAX_ENDPOINT_LENGTH} characters")
         origin = _origin(endpoint)
         if origin is None:
-            _fail(field_name, f"{endpoint!r} is not an http(s) URL with a host")
+            _fail(field_name, _url_problem(endpoint))
         scheme, host, port, path = origin
         for p_scheme, p_host, p_port, p_path in self._parsed:
             if (scheme, host, port) == (p_scheme, p_host, p_port) and _path_under(path, p_path):
                 return endpoint
         if self.allow_loopback and _is_loopback(host):
             return endpoint
-        allowed = ", ".join(self.prefixes) or "none"
-        hint = " or a loopback host (development)" if self.allow_loopback else ""
+        if self.prefixes:
+            allowed = "deliveries may only go under " + ", ".join(self.prefixes) + (
+                " or to a loopback host (development)" if self.allow_loopback else ""
+            )
+        elif self.allow_loopback:
+            allowed = "in development only loopback endpoints are allowed"
+        else:
+            allowed = "no endpoint is allowed yet"
         _fail(
             field_name,
-            f"{endpoint!r} is not under an allowed URL prefix (allowed: {allowed}{hint}); "
-            "add its prefix to TASKLESS_ALLOWED_ENDPOINTS on the job server",
+            f"{endpoint!r} is not an allowed endpoint: {allowed}; to allow it, set "
+            f"TASKLESS_ALLOWED_ENDPOINTS={_origin_text(scheme, host, port)}/ (a comma list of "
+            "URL prefixes) on the job server",
         )
+
+
+def _url_problem(url: str) -> str:
+    """Why ``url`` (refused by :func:`_origin`) cannot be an endpoint."""
+    example = "such as 'https://app.example.com/api/queues/emails'"
+    if _UNSAFE_URL_CHAR.search(url):
+        return f"{url!r} contains spaces or control characters; give an http(s) URL {example}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL ({exc}); give an http(s) URL {example}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"{url!r} is not an http(s) URL; give one {example}"
+    if not parts.hostname:
+        return f"{url!r} has no host; give an http(s) URL with a host, {example}"
+    # Credentials are the only reason left.
+    return (
+        "credentials in URLs are not allowed (they would be stored and shown with the job); "
+        "remove 'user:password@' and send them in a header (options.headers), e.g. "
+        "'authorization'"
+    )
+
+
+def _origin_text(scheme: str, host: str, port: int) -> str:
+    default_port = 443 if scheme == "https" else 80
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + ("" if port == default_port else f":{port}")
 
 
 _UNSAFE_URL_CHAR: Final = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -233,13 +389,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def validate_path_name(value: str, field_name: str) -> str:
-    """A queue or job name from the URL path: 1-200 printable characters, no ``/``."""
-    if not value or len(value) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(value):
-        _fail(
-            field_name,
-            f"must be 1 to {MAX_NAME_LENGTH} printable characters without spaces or '/'",
-        )
-    return value
+    """A queue or job name (from the URL path or a body): the rule of
+    :func:`taskless.core.names.validate_name`, the client's own, with its message."""
+    return validate_name(value, field=field_name)
 
 
 def generate_name() -> str:
@@ -307,10 +459,26 @@ def _check_headers(headers: dict[str, str]) -> None:
         _fail("options.headers", f"has more than {MAX_HEADERS} headers")
     for name, value in headers.items():
         lowered = name.lower()
+        if len(name) > MAX_HEADER_NAME_LENGTH:
+            _fail(
+                "options.headers",
+                f"the header name {_shorten(name)!r} is too long ({len(name)} characters; at "
+                f"most {MAX_HEADER_NAME_LENGTH})",
+            )
         if not _HEADER_NAME_RE.fullmatch(name):
             _fail("options.headers", f"{name!r} is not a valid HTTP header name")
-        if not _HEADER_VALUE_RE.fullmatch(value) or len(value) > 8192:
-            _fail("options.headers", f"the value of {name!r} is not a valid HTTP header value")
+        if len(value) > MAX_HEADER_VALUE_LENGTH:
+            _fail(
+                "options.headers",
+                f"the value of {name!r} is too long ({len(value)} characters; at most "
+                f"{MAX_HEADER_VALUE_LENGTH}); send large data in the payload",
+            )
+        if not _HEADER_VALUE_RE.fullmatch(value):
+            _fail(
+                "options.headers",
+                f"the value of {name!r} is not a valid HTTP header value: it contains a line "
+                "break or another control character",
+            )
         if lowered in _RESERVED_HEADERS or lowered.startswith("x-taskless-"):
             _fail("options.headers", f"{name!r} is set by the job server and cannot be given")
         if lowered == "content-type" and value.split(";")[0].strip().lower() != "application/json":
@@ -332,9 +500,7 @@ def parse_job_input(body: Any, policy: EndpointPolicy, *, allow_name: bool = Fal
     _check_keys(data, _BODY_KEYS | {"name"} if allow_name else _BODY_KEYS)
     name = data.get("name")
     if name is not None:
-        if not isinstance(name, str):
-            _fail("name", "must be a string")
-        validate_path_name(name, "name")
+        validate_name(name, field="name")
     if "payload" in data and "encrypted" in data:
         _fail("payload", "give either payload or encrypted, not both")
     if "payload" not in data and "encrypted" not in data:
@@ -379,6 +545,9 @@ def parse_batch(body: Any, policy: EndpointPolicy) -> list[JobInput | Validation
         _fail("jobs", f"has {len(jobs)} jobs; at most {MAX_BATCH} per batch")
     results: list[JobInput | ValidationError] = []
     for i, item in enumerate(jobs):
+        if isinstance(item, _RefusedJob):
+            results.append(ValidationError(f"jobs[{i}].{item.error.field}", item.error.reason))
+            continue
         try:
             results.append(parse_job_input(item, policy, allow_name=True))
         except ValidationError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from pydantic import (
     ValidationError as PydanticValidationError,
@@ -33,6 +34,14 @@ _WIRE = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbi
 #: Job options and their defaults, as the user's spec pins them.
 OPTION_NAMES = ("enabled", "headers", "retries", "run_at", "run_every", "timezone")
 
+# Each spelling an option may be given in -> its snake_case name.
+_SPELLINGS: Final = {name: name for name in OPTION_NAMES} | {
+    to_camel(name): name for name in OPTION_NAMES
+}
+_OPTION_LIST: Final = ", ".join(
+    name if to_camel(name) == name else f"{name} (or {to_camel(name)})" for name in OPTION_NAMES
+)
+
 
 class JobOptions(BaseModel):
     """Options of one job. Defaults: enabled, no extra headers, 5 retries, run now, run once.
@@ -43,22 +52,64 @@ class JobOptions(BaseModel):
     * ``run_at``: first run; ISO-8601 with an offset, or an aware datetime. Past means "now".
     * ``run_every``: ISO-8601 duration; occurrences are ``run_at + k*P + N`` (see the docs).
     * ``timezone``: IANA name; do ``run_every``'s calendar arithmetic in local wall time.
+
+    Types are strict: ``enabled`` takes ``True``/``False`` only (not ``"yes"`` or ``1``),
+    ``retries`` an ``int`` only (not ``"3"``, ``3.0`` or ``True``); ``run_at`` and
+    ``run_every`` strings may not have spaces around them. Each option may be given once,
+    snake_case or camelCase (``run_at`` or ``runAt``). Invalid options raise
+    :class:`taskless.ValidationError` naming the option, from the constructor
+    (``JobOptions(retries=-1)``), :func:`parse_options` and every queue method alike.
+    (``JobOptions.model_validate``, pydantic's own entry point, raises pydantic's
+    ``ValidationError``; both are ``ValueError``.)
     """
 
     model_config = _WIRE
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
     headers: dict[str, str] = Field(default_factory=dict)
-    retries: int = Field(default=5, ge=0, le=1000)
+    retries: int = Field(default=5, ge=0, le=1000, strict=True)
     run_at: datetime | None = None
     run_every: str | None = None
     timezone: str | None = None
+
+    if not TYPE_CHECKING:
+        # At run time only, so that type checkers keep the signature pydantic derives from
+        # the fields: the constructor raises our ValidationError, naming the option.
+        def __init__(self, /, **data: Any) -> None:
+            __tracebackhide__ = True
+            try:
+                super().__init__(**data)
+            except PydanticValidationError as exc:
+                raise validation_error_from(exc) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_names(cls, data: Any) -> Any:
+        """Unknown options, and one option given in both spellings, named in the error."""
+        if not isinstance(data, dict):
+            return data
+        seen: dict[str, str] = {}
+        for key in data:
+            name = _SPELLINGS.get(key) if isinstance(key, str) else None
+            if name is None:
+                raise ValidationError(
+                    str(key), f"{key!r} is not a job option; the options are {_OPTION_LIST}"
+                )
+            if name in seen:
+                raise ValidationError(
+                    name,
+                    f"the option {name} is given twice, as {seen[name]!r} and as {key!r}; "
+                    "give only one of them",
+                )
+            seen[name] = key
+        return data
 
     @field_validator("run_at", mode="before")
     @classmethod
     def _parse_run_at(cls, value: Any) -> Any:
         if value is None:
             return None
+        _refuse_spaces(value, "run_at")
         return parse_timestamp(value, field="run_at")
 
     @field_validator("run_every", mode="before")
@@ -68,6 +119,7 @@ class JobOptions(BaseModel):
             return None
         if not isinstance(value, str):
             raise ValidationError("run_every", "must be an ISO-8601 duration string such as 'P1D'")
+        _refuse_spaces(value, "run_every")
         parse_duration(value, field="run_every")
         return value
 
@@ -93,6 +145,12 @@ class JobOptions(BaseModel):
     def to_wire(self, *, only_set: bool = False) -> dict[str, Any]:
         """camelCase JSON-ready dict; ``only_set`` keeps just the fields that were given."""
         return self.model_dump(by_alias=True, exclude_unset=only_set, mode="json")
+
+
+def _refuse_spaces(value: Any, field: str) -> None:
+    # Stored as given (run_every) and shown back: " P1D" would be kept with its spaces.
+    if isinstance(value, str) and value != value.strip():
+        raise ValidationError(field, f"{value!r} has spaces around it; remove them")
 
 
 def parse_options(value: JobOptions | dict[str, Any] | None) -> JobOptions:
@@ -122,17 +180,26 @@ def validation_error_from(exc: PydanticValidationError, *, prefix: str = "") -> 
     """The first error of a pydantic ``ValidationError`` as ours, with a snake_case field."""
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ()) if p != "__root__"]
-    field = ".".join(_snake(p) for p in loc) or None
+    # The option's name in snake_case; what follows it (a header's name) as it was given.
+    field = ".".join([_SPELLINGS.get(loc[0], loc[0]), *loc[1:]]) if loc else None
+    ctx_error = (first.get("ctx") or {}).get("error")
+    if field is None and isinstance(ctx_error, ValidationError):
+        field = ctx_error.field  # raised by a model validator, which has no location
     if prefix:
         field = f"{prefix}.{field}" if field else prefix
-    ctx_error = (first.get("ctx") or {}).get("error")
     if isinstance(ctx_error, ValidationError):
-        return ValidationError(field or ctx_error.field, ctx_error.reason)
-    return ValidationError(field, first.get("msg", "invalid value"))
+        return ValidationError(field, ctx_error.reason)
+    message = _PLAIN_MESSAGES.get(first.get("type", ""), first.get("msg", "invalid value"))
+    return ValidationError(field, message)
 
 
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+# Pydantic's messages for a wrong type, in the words of JSON (what most options come in).
+_PLAIN_MESSAGES: Final = {
+    "bool_type": "must be true or false (a boolean, not a string or a number)",
+    "int_type": "must be an integer, such as 3 (not a string, a boolean or a fraction)",
+    "string_type": "must be a string",
+    "dict_type": "must be an object (a dict)",
+}
 
 
 class JobState(str, enum.Enum):

@@ -19,7 +19,7 @@ Errors (see :mod:`taskless.core.errors`):
 from __future__ import annotations
 
 import enum
-import re
+import json
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +33,9 @@ from typing_extensions import TypeVar
 
 from .errors import ConfigurationError, JobNotFound, ServerError, TasklessError, ValidationError
 from .hooks import notify
+from .jsonvalue import bad_number, find, where
 from .models import Job, JobOptions, merge_options, parse_options
+from .names import validate_name
 from .settings import Settings
 from .transport import ApiRequest, ApiResponse, AsyncTransport, Transport, transport_for
 
@@ -58,34 +60,6 @@ class UnsetType(enum.Enum):
 
 #: "Not given": ``update(name)`` leaves the payload alone unless one is passed.
 UNSET: Final = UnsetType.UNSET
-
-#: The longest job or queue name.
-MAX_NAME_LENGTH = 200
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]*")
-
-
-def validate_name(value: object, *, field: str = "name") -> str:
-    """Check a job or queue name and return it.
-
-    A name has 1 to 200 characters: ASCII letters, digits and ``_ - . : @``, starting with a
-    letter, a digit or ``_``. So names go into URL paths as they are (no escaping, no ``..``),
-    and ``user:42:welcome`` or ``digest@alice@example.com`` work as deduplication keys.
-
-    :raises ValidationError: naming ``field``.
-    """
-    if not isinstance(value, str):
-        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
-    if not value:
-        raise ValidationError(field, "must not be empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise ValidationError(field, f"must be at most {MAX_NAME_LENGTH} characters")
-    if not _NAME.fullmatch(value):
-        raise ValidationError(
-            field,
-            f"{value!r} is not allowed: use ASCII letters, digits and _ - . : @, "
-            f"starting with a letter, a digit or _",
-        )
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +171,24 @@ class BaseQueue(Generic[T, P]):
         adapter = self._payload_adapter()
         try:
             if adapter is None:
-                return to_jsonable_python(payload)
-            return adapter.dump_python(adapter.validate_python(payload), mode="json")
+                encoded = to_jsonable_python(payload)
+            else:
+                encoded = adapter.dump_python(adapter.validate_python(payload), mode="json")
         except PydanticValidationError as exc:
             raise _payload_error(exc, "") from None
-        except PydanticSerializationError as exc:
-            raise ValidationError("payload", f"is not JSON-serialisable: {exc}") from None
+        except UnicodeDecodeError:
+            raise ValidationError(
+                "payload",
+                "holds bytes that are not UTF-8 text; JSON carries text only: decode them, or "
+                "send base64.b64encode(data).decode('ascii')",
+            ) from None
+        except (PydanticSerializationError, ValueError) as exc:
+            raise ValidationError(
+                "payload", f"is not JSON-serialisable: {exc}; send dicts, lists, strings, "
+                "numbers, booleans, None, or pydantic models"
+            ) from None
+        _check_numbers(encoded)
+        return encoded
 
     def _decode_job(self, response: ApiResponse, *, after: str) -> Job[P]:
         try:
@@ -317,6 +303,22 @@ class BaseQueue(Generic[T, P]):
         return f" at {self.url}" if self.url else ""
 
 
+def _check_numbers(encoded: Any) -> None:
+    """Refuse NaN, infinities and over-long integers, which JSON cannot carry."""
+    if isinstance(encoded, dict | list):
+        # One C-speed pass over the usual payload; the slower search only when it fails.
+        try:
+            json.dumps(encoded, allow_nan=False)
+        except RecursionError:
+            raise ValidationError("payload", "is nested too deeply") from None
+        except ValueError:
+            pass
+        else:
+            return
+    for path, value in find(encoded, lambda item: bad_number(item) is not None, ("payload",)):
+        raise ValidationError("payload", where(path, str(bad_number(value))))
+
+
 def _payload_error(exc: PydanticValidationError, context: str) -> ValidationError:
     first = exc.errors()[0]
     location = ".".join(str(part) for part in first.get("loc", ()))
@@ -345,7 +347,7 @@ class Queue(BaseQueue[Transport, P]):
     Each job is delivered as a signed ``POST`` to :attr:`endpoint`, where the app's handler for
     this queue receives it.
 
-    :param name: the queue's name (rules of :func:`validate_name`).
+    :param name: the queue's name (rules of :func:`~taskless.core.names.validate_name`).
     :param endpoint: the full URL deliveries go to. Default: ``TASKLESS_BASE_URL`` followed by
         ``route``.
     :param route: the path of the app's handler for this queue; default ``/api/queues/<name>``.

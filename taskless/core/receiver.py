@@ -55,7 +55,7 @@ from .envelope import Envelope, parse_envelope
 from .errors import ConfigurationError, RetryLater, SignatureError, ValidationError
 from .hooks import notify
 from .models import JobMeta
-from .queue import validate_name
+from .names import validate_name
 from .signing import DEFAULT_TOLERANCE, HEADER_ID, Secret, Verifier
 
 __all__ = [

@@ -23,6 +23,20 @@ DEV_DATABASE = "sqlite:///.taskless/taskless.db"
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 
+#: The shortest API key a production job server accepts.
+MIN_API_KEY_LENGTH = 16
+#: The fewest key bytes a production signing secret may decode to (Standard Webhooks
+#: secrets have 24 to 64).
+MIN_SIGNING_KEY_BYTES = 24
+
+API_KEY_HINT = (
+    'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+)
+SIGNING_SECRET_HINT = (
+    "generate one ('whsec_' followed by base64) with: python -c \"import base64, secrets; "
+    "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+)
+
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (value or "").split(",") if p.strip())
@@ -55,13 +69,65 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def production_problems(self) -> list[str]:
+        """What keeps these settings from running a production job server, one line per
+        variable (empty when nothing does): a missing, development or weak API key or signing
+        secret, a previous signing secret that is not one. The allowed endpoints are checked
+        by the job server itself."""
+        from .signing import decode_secret
+
+        problems = []
+        key = self.api_key
+        if not key:
+            problems.append(f"TASKLESS_API_KEY is not set; {API_KEY_HINT}")
+        elif key == DEV_API_KEY:
+            problems.append(f"TASKLESS_API_KEY is the development key; {API_KEY_HINT}")
+        elif len(key) < MIN_API_KEY_LENGTH:
+            problems.append(
+                f"TASKLESS_API_KEY is too short ({len(key)} characters, at least "
+                f"{MIN_API_KEY_LENGTH}); {API_KEY_HINT}"
+            )
+        named = [("TASKLESS_SIGNING_SECRET", self.signing_secret)] + [
+            ("TASKLESS_PREVIOUS_SIGNING_SECRETS", s) for s in self.previous_signing_secrets
+        ]
+        for variable, secret in named:
+            if not secret:
+                problems.append(f"{variable} is not set; {SIGNING_SECRET_HINT}")
+                continue
+            if secret == DEV_SIGNING_SECRET:
+                problems.append(f"{variable} holds the development secret; {SIGNING_SECRET_HINT}")
+                continue
+            try:
+                size = len(decode_secret(secret))
+            except ConfigurationError:
+                problems.append(
+                    f"{variable} is not a valid signing secret (expected 'whsec_' followed by "
+                    f"base64); {SIGNING_SECRET_HINT}"
+                )
+                continue
+            # Previous secrets are only accepted by apps while they rotate out: a short one
+            # may be on its way out, so only the current one must be long enough.
+            if variable == "TASKLESS_SIGNING_SECRET" and size < MIN_SIGNING_KEY_BYTES:
+                problems.append(
+                    f"{variable} is too short ({size} bytes once base64-decoded, at least "
+                    f"{MIN_SIGNING_KEY_BYTES}); {SIGNING_SECRET_HINT}"
+                )
+        return problems
+
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        require_secrets: bool = True,
+        **overrides: Any,
     ) -> Settings:
         """Read ``TASKLESS_*`` from ``environ`` (default ``os.environ``); ``overrides`` win.
 
-        Raises :class:`ConfigurationError` naming the variable when production lacks a secret.
+        Raises :class:`ConfigurationError` naming every missing variable when production
+        lacks ``TASKLESS_API_KEY`` or ``TASKLESS_SIGNING_SECRET``; with
+        ``require_secrets=False`` they are left empty instead (to report them along with other
+        problems, see :meth:`production_problems`).
         """
         env_vars = os.environ if environ is None else environ
 
@@ -88,9 +154,17 @@ class Settings:
             "allowed_endpoints": _split(get("ALLOWED_ENDPOINTS")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key, var in (("api_key", "TASKLESS_API_KEY"), ("signing_secret", "TASKLESS_SIGNING_SECRET")):
-            if not values[key]:
-                raise ConfigurationError(
-                    f"{var} is not set; production needs it (or set TASKLESS_ENV=development)"
-                )
+        missing = [
+            var for key, var in (("api_key", "TASKLESS_API_KEY"),
+                                 ("signing_secret", "TASKLESS_SIGNING_SECRET"))
+            if not values[key]
+        ]
+        if missing and require_secrets:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ConfigurationError(
+                f"{' and '.join(missing)} {verb} not set; production needs "
+                f"{'it' if len(missing) == 1 else 'them'} (or set TASKLESS_ENV=development)"
+            )
+        values["api_key"] = values["api_key"] or ""
+        values["signing_secret"] = values["signing_secret"] or ""
         return cls(**values)

@@ -184,7 +184,10 @@ class Verifier:
         timestamp = self._check_timestamp(_required(lowered, HEADER_TIMESTAMP))
         candidates = _parse_signatures(_required(lowered, HEADER_SIGNATURE))
         if not candidates:
-            raise SignatureError(f"no {SIGNATURE_VERSION} signature in {HEADER_SIGNATURE}")
+            raise SignatureError(
+                f"no signature matched: {HEADER_SIGNATURE} holds no well-formed "
+                f"'{SIGNATURE_VERSION},<base64 of a 32-byte HMAC-SHA256>' signature"
+            )
         for key in self._keys:
             expected = _signature(key, msg_id, timestamp, body)
             if any(hmac.compare_digest(expected, given) for given in candidates):

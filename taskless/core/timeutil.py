@@ -127,6 +127,8 @@ def _offset(match: re.Match[str]) -> timezone:
     minutes = int(match["off_h"]) * 60 + int(match["off_m"] or 0)
     if int(match["off_m"] or 0) >= 60:
         raise ValueError("offset minutes must be below 60")
+    if minutes >= 24 * 60:
+        raise ValueError("the UTC offset must be between -23:59 and +23:59")
     if minutes == 0:
         return UTC
     sign = -1 if match["sign"] == "-" else 1

@@ -13,7 +13,10 @@
 
 ``dev`` and ``serve`` print ``listening on <url>`` once they accept requests (``--port 0``
 picks a free port), so scripts and tests can start one and wait for that line.
-Exit status: 0 success, 1 failure, 2 bad usage or settings.
+Exit status: 0 success, 1 failure, 2 bad usage or settings, 141 when stdout closes early
+(``taskless schedule ... | head -1``; quietly, as for a command ended by SIGPIPE). ``schedule``
+prints the runs that exist and, on stderr, a note when the schedule ends (the year 9999)
+before ``-n`` runs.
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ from typing import Any, TextIO
 
 from taskless import __version__
 from taskless.core.errors import ConfigurationError, TasklessError, ValidationError, require
+from taskless.core.names import validate_name
 from taskless.core.settings import (
-    DEV_API_KEY,
-    DEV_SIGNING_SECRET,
     DEVELOPMENT,
     PRODUCTION,
     Settings,
@@ -55,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         status: int = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
+    except BrokenPipeError:
+        # The reader went away (`taskless schedule ... | head -1`): stop quietly, with the
+        # status of a command ended by SIGPIPE.
+        _discard_stdout()
+        return SIGPIPE_STATUS
     except _UsageError as exc:
         print(f"taskless {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -65,6 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskless {args.command}: {exc}", file=sys.stderr)
         return 1
     return status
+
+
+#: The exit status when stdout is closed early: 128 + SIGPIPE, as a shell reports it.
+SIGPIPE_STATUS = 141
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that flushing it at exit fails no more."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no file descriptor (replaced in-process)
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,25 +176,31 @@ def _server_settings(args: argparse.Namespace, env: str) -> Settings:
         overrides["allowed_endpoints"] = tuple(
             p.strip() for p in args.allowed_endpoints.split(",") if p.strip()
         )
-    return Settings.from_env(**overrides)
+    # Production: missing secrets are reported with every other problem, by _check_production.
+    return Settings.from_env(require_secrets=False, **overrides)
 
 
 def _check_production(settings: Settings) -> None:
-    if settings.api_key == DEV_API_KEY:
-        raise ConfigurationError(
-            "TASKLESS_API_KEY is the development key; set a secret of your own "
-            "(or run 'taskless dev' for development)"
-        )
-    if DEV_SIGNING_SECRET in settings.signing_secrets:
-        raise ConfigurationError(
-            "TASKLESS_SIGNING_SECRET (or TASKLESS_PREVIOUS_SIGNING_SECRETS) holds the "
-            "development secret; generate one, e.g. "
-            "python -c \"import base64,os; print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
-        )
+    """Refuse to serve in production with missing, development or weak secrets, or without
+    allowed endpoints: one error that lists every problem, each naming its variable."""
+    from taskless.core.api import EndpointPolicy
+
+    problems = settings.production_problems()
     if not settings.allowed_endpoints:
+        problems.append(
+            "TASKLESS_ALLOWED_ENDPOINTS is not set: set the URL prefixes of your app, "
+            "comma-separated (e.g. https://app.example.com/), so deliveries only go there"
+        )
+    else:
+        try:
+            EndpointPolicy(settings.allowed_endpoints)
+        except ValidationError as exc:
+            problems.append(f"TASKLESS_ALLOWED_ENDPOINTS: {exc.reason}")
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigurationError(
-            "TASKLESS_ALLOWED_ENDPOINTS is empty: set the URL prefixes of your app "
-            "(e.g. https://app.example.com/) so deliveries only go there"
+            "cannot start a production job server; fix these settings (or run 'taskless "
+            f"dev' for development):\n{lines}"
         )
 
 
@@ -298,16 +328,31 @@ def _schedule(args: argparse.Namespace) -> int:
         after = utcnow() if args.after == "now" else parse_timestamp(args.after, field="after")
         found = schedule.first_after(after)
         if found is None:
+            if args.n:
+                _schedule_ends(0, args.n)
             return 0
         start = found[0]
     out: TextIO = sys.stdout
+    printed = 0
     for k in range(start, start + args.n):
         try:
             at = schedule.at(k)
         except (OverflowError, ValueError):
             break
         out.write(format_timestamp(at) + "\n")
+        printed += 1
+    if printed < args.n:
+        _schedule_ends(printed, args.n)
     return 0
+
+
+def _schedule_ends(printed: int, wanted: int) -> None:
+    sys.stdout.flush()  # the runs first, then the note
+    print(
+        f"taskless schedule: the schedule ends at the year 9999 ({printed} of the {wanted} "
+        "runs asked for exist)",
+        file=sys.stderr,
+    )
 
 
 # -- inspection over the API ------------------------------------------------------------------
@@ -328,6 +373,8 @@ def _request(args: argparse.Namespace, *segments: str, query: str = "") -> Any:
         return response.json
     error = (response.json or {}).get("error", {}) if isinstance(response.json, dict) else {}
     message = error.get("message") or f"the job server answered {response.status}"
+    if error.get("field"):
+        message = f"{error['field']}: {message}"
     if response.status == 401:
         message += " (check TASKLESS_API_KEY or --api-key)"
     raise _Failed(message)
@@ -351,6 +398,7 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> int:
+    validate_name(args.queue, field="queue")
     data = _request(args, args.queue, "jobs", query=f"?limit={args.limit}")
     if args.json:
         _print_json(data)
@@ -365,11 +413,15 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _job(args: argparse.Namespace) -> int:
+    validate_name(args.queue, field="queue")
+    validate_name(args.name, field="name")
     _print_json(_request(args, args.queue, "jobs", args.name))
     return 0
 
 
 def _runs(args: argparse.Namespace) -> int:
+    validate_name(args.queue, field="queue")
+    validate_name(args.name, field="name")
     data = _request(args, args.queue, "jobs", args.name, "runs", query=f"?limit={args.limit}")
     if args.json:
         _print_json(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from taskless import __version__
+from taskless.core.names import MAX_NAME_LENGTH, NAME_PATTERN
 
 _REF = "#/components/schemas/"
 
@@ -31,8 +32,13 @@ _ERRORS = {
 }
 _NOT_FOUND = {"404": {"$ref": "#/components/responses/NotFound"}}
 
-_QUEUE = {"name": "queue", "in": "path", "required": True, "schema": {"type": "string"}}
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAME_SCHEMA = {
+    "type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
+    "pattern": f"^{NAME_PATTERN}$",
+    "description": "ASCII letters, digits and _ - . : @, starting with a letter, digit or _.",
+}
+_QUEUE = {"name": "queue", "in": "path", "required": True, "schema": _NAME_SCHEMA}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}
 _LIMIT = {
     "name": "limit", "in": "query", "required": False,
     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
@@ -199,14 +205,22 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [_QUEUE],
                 "post": {
                     "operationId": "upsertJobs",
-                    "summary": "Create or replace up to 1000 jobs in one transaction",
+                    "summary": "Create or replace up to 1000 jobs, each with its own result",
+                    "description": (
+                        "Each job is validated on its own and gets its own result: one "
+                        "per job, in order (201 created, 200 replaced, 422 with the "
+                        "error of a bad job, whose field is prefixed 'jobs[i].'). A bad job "
+                        "does not sink the others; it alone is not stored. Only a body that "
+                        "is not JSON, or not a {\"jobs\": [...]} object of at most 1000 jobs, "
+                        "is refused whole (422)."
+                    ),
                     "requestBody": {
                         "required": True,
                         **_json(
                             {"type": "object", "required": ["jobs"], "properties": {
                                 "jobs": {"type": "array", "maxItems": 1000, "items": {
                                     "allOf": [_ref("JobInput")],
-                                    "properties": {"name": {"type": "string"}},
+                                    "properties": {"name": _NAME_SCHEMA},
                                 }}}},
                             "The jobs; a job without a name gets a generated one",
                         ),

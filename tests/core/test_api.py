@@ -279,3 +279,203 @@ def test_put_then_replace_keeps_id() -> None:
     assert second.id == first.id
     assert second.version == 2
     assert second.state is JobState.SCHEDULED
+
+
+# -- numbers JSON cannot carry, names, messages ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "where"),
+    [
+        (b'{"payload": 1e999, "endpoint": "x"}', "payload", None),
+        (b'{"payload": [-1e999], "endpoint": "x"}', "payload", "payload[0]"),
+        (b'{"payload": {"a": {"b": NaN}}}', "payload", "payload.a.b"),
+        (b'{"payload": Infinity}', "payload", None),
+        (b'{"payload": [1, -Infinity]}', "payload", "payload[1]"),
+        (b'{"options": {"retries": 1e999}}', "options.retries", None),
+        (b'{"options": {"runAt": NaN}}', "options.run_at", None),
+        (b'{"encrypted": {"data": 1e400}}', "encrypted", "encrypted.data"),
+        (b"1e999", "body", None),
+        (b'{"a": NaN}', "body", "a"),
+    ],
+)
+def test_non_finite_numbers_are_refused_naming_the_field(
+    raw: bytes, field: str, where: str | None
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_json_body(raw)
+    assert info.value.field == field
+    assert "JSON numbers must be finite" in info.value.reason
+    if where is not None:
+        assert info.value.reason.startswith(f"at {where}: ")
+
+
+def test_an_integer_too_long_to_convert_says_the_number_is_too_long() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_json_body(b'{"payload": {"n": ' + b"9" * 5000 + b"}}")
+    assert info.value.field == "payload"
+    assert info.value.reason == (
+        "at payload.n: a number is too long (5000 digits, at most 4300); send it as a string"
+    )
+    assert "set_int_max_str_digits" not in str(info.value)
+
+
+def test_large_finite_numbers_are_fine() -> None:
+    data = api.parse_json_body(b'{"payload": [1e308, -1.5e-320, 12345678901234567890]}')
+    assert data == {"payload": [1e308, -1.5e-320, 12345678901234567890]}
+
+
+def test_a_non_finite_number_in_a_batch_fails_only_its_job() -> None:
+    raw = (
+        b'{"jobs": [{"payload": 1, "endpoint": "%s"}, {"payload": {"x": [1e999]}, '
+        b'"endpoint": "%s"}, {"payload": NaN, "endpoint": "%s"}, {"payload": 2, "endpoint": "%s"}]}'
+        % (ENDPOINT.encode(), ENDPOINT.encode(), ENDPOINT.encode(), ENDPOINT.encode())
+    )
+    results = api.parse_batch(api.parse_json_body(raw), LOOPBACK)
+    assert isinstance(results[0], api.JobInput) and results[0].payload == 1
+    assert isinstance(results[1], ValidationError)
+    assert results[1].field == "jobs[1].payload"
+    assert results[1].reason.startswith("at payload.x[0]: 1e999 is too large")
+    assert isinstance(results[2], ValidationError)
+    assert results[2].field == "jobs[2].payload"
+    assert isinstance(results[3], api.JobInput) and results[3].payload == 2
+
+
+def test_a_non_finite_number_outside_the_jobs_fails_the_batch() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_json_body(b'{"jobs": [], "extra": NaN}')
+    assert info.value.field == "body"
+
+
+@pytest.mark.parametrize("raw", [b'\xff\xfe{"payload": 1}', b'{"payload": "caf\xe9"}'])
+def test_a_body_that_is_not_utf8_says_so(raw: bytes) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_json_body(raw)
+    assert info.value.field == "body"
+    assert info.value.reason.startswith("must be UTF-8 JSON")
+    assert "codec" not in info.value.reason
+
+
+def test_a_utf8_byte_order_mark_is_skipped() -> None:
+    assert api.parse_json_body(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [("%", "name"), ("café", "name"), ("-abc", "name"), ("a b", "name"), ("x" * 201, "name"),
+     ("q/1", "queue"), ("", "queue")],
+)
+def test_path_names_follow_the_client_rule(name: str, field: str) -> None:
+    from taskless.core.names import validate_name
+
+    with pytest.raises(ValidationError) as server:
+        api.validate_path_name(name, field)
+    with pytest.raises(ValidationError) as client:
+        validate_name(name, field=field)
+    assert server.value.field == client.value.field == field
+    assert str(server.value) == str(client.value)
+
+
+@pytest.mark.parametrize("name", ["a", "user:42:welcome", "digest@alice@example.com", "_x.y-z"])
+def test_valid_names_pass(name: str) -> None:
+    assert api.validate_path_name(name, "name") == name
+
+
+def test_a_bad_name_in_a_body_is_refused_with_the_client_message() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input({**body(), "name": "-abc"}, LOOPBACK, allow_name=True)
+    assert info.value.field == "name"
+    assert "starting with a letter, a digit or _" in info.value.reason
+
+
+def test_a_header_value_too_long_says_so_and_gives_the_limit() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(body(headers={"x-a": "a" * 100_000}), LOOPBACK)
+    assert info.value.field == "options.headers"
+    assert info.value.reason == (
+        "the value of 'x-a' is too long (100000 characters; at most 8192); "
+        "send large data in the payload"
+    )
+
+
+def test_a_header_name_too_long_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(body(headers={"x" * 300: "a"}), LOOPBACK)
+    assert info.value.field == "options.headers"
+    assert "too long (300 characters; at most 256)" in info.value.reason
+
+
+def test_a_header_value_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(body(headers={"x-a": "a\r\nb: c"}), LOOPBACK)
+    assert "line break" in info.value.reason
+
+
+def test_credentials_in_an_endpoint_are_refused_as_such() -> None:
+    with pytest.raises(ValidationError) as info:
+        LOOPBACK.check("http://user:pw@127.0.0.1/jobs")
+    assert info.value.field == "endpoint"
+    assert info.value.reason.startswith("credentials in URLs are not allowed")
+    assert "pw" not in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [("ftp://127.0.0.1/x", "is not an http(s) URL"), ("http:///x", "has no host"),
+     ("http://127.0.0.1:99999/x", "is not a valid URL"), ("http://a b/", "spaces")],
+)
+def test_other_bad_endpoints_say_what_is_wrong(endpoint: str, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        LOOPBACK.check(endpoint)
+    assert words in info.value.reason
+
+
+def test_the_development_refusal_says_only_loopback_is_allowed_and_how_to_allow_more() -> None:
+    with pytest.raises(ValidationError) as info:
+        LOOPBACK.check("https://app.example.com/jobs")
+    assert info.value.reason == (
+        "'https://app.example.com/jobs' is not an allowed endpoint: in development only "
+        "loopback endpoints are allowed; to allow it, set "
+        "TASKLESS_ALLOWED_ENDPOINTS=https://app.example.com/ (a comma list of URL prefixes) "
+        "on the job server"
+    )
+
+
+def test_the_production_refusal_lists_the_allowed_prefixes() -> None:
+    policy = api.EndpointPolicy(("https://app.example.com/jobs/",))
+    with pytest.raises(ValidationError) as info:
+        policy.check("https://other.example.com:8443/x")
+    assert "deliveries may only go under https://app.example.com/jobs/;" in info.value.reason
+    assert "TASKLESS_ALLOWED_ENDPOINTS=https://other.example.com:8443/ " in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"retries": "3"}, "options.retries"), ({"retries": True}, "options.retries"),
+     ({"retries": 3.0}, "options.retries"), ({"enabled": "yes"}, "options.enabled"),
+     ({"enabled": 1}, "options.enabled"), ({"runEvery": "P1D "}, "options.run_every"),
+     ({"run_every": " P1D"}, "options.run_every"),
+     ({"runAt": " 2024-03-01T00:00Z"}, "options.run_at"),
+     ({"runAt": "2024-03-01T00:00Z", "run_at": "2024-03-01T00:00Z"}, "options.run_at"),
+     ({"runEvery": "P1D", "run_every": "P1D"}, "options.run_every"),
+     ({"foo": 1}, "options.foo"), ({"runAt": "2024-03-01T00:00+25:00"}, "options.run_at")],
+)
+def test_options_are_strict(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(body(**options), LOOPBACK)
+    assert info.value.field == field
+    with pytest.raises(ValidationError):
+        api.parse_job_patch({"options": options}, LOOPBACK)
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [(b'{"payload": NaN, "endpoint": }', "is not valid JSON"),
+     (b'{"payload": 1e999, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+      "is nested too deeply")],
+)
+def test_a_bad_number_then_a_broken_body_is_about_the_body(raw: bytes, words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_json_body(raw)
+    assert info.value.field == "body"
+    assert words in info.value.reason

@@ -261,6 +261,76 @@ async def test_a_payload_that_is_not_json_fails_locally(make_queue: Any) -> None
     assert queue.transport.requests == []
 
 
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (float("inf"), "inf is not a finite number; JSON numbers must be finite"),
+        (float("-inf"), "-inf is not a finite number"),
+        ({"a": float("nan")}, "at payload.a: nan is not a finite number"),
+        ([1, [2, {"x": float("inf")}]], "at payload[1][1].x: inf is not a finite number"),
+        pytest.param(
+            10**5000, "a number is too long (more than 4300 digits); send it as a string",
+            id="5000-digit-int",
+        ),
+        (b"\xff", (
+            "holds bytes that are not UTF-8 text; JSON carries text only: decode them, "
+            "or send base64.b64encode(data).decode('ascii')")),
+        ({"blob": b"\xfe\x00"}, "holds bytes that are not UTF-8 text"),
+    ],
+)
+async def test_a_payload_json_cannot_carry_is_a_validation_error(
+    make_queue: Any, payload: Any, message: str
+) -> None:
+    queue = make_queue()
+    for method in ("enqueue", "update"):
+        with pytest.raises(ValidationError) as caught:
+            await call(queue, method, "welcome", payload)
+        assert caught.value.field == "payload"
+        assert caught.value.reason.startswith(message)
+    assert queue.transport.requests == []
+
+
+async def test_a_typed_payload_with_nan_is_a_validation_error(make_queue: Any) -> None:
+    class Reading(BaseModel):
+        value: float
+
+    queue = make_queue(payload_type=Reading)
+    with pytest.raises(ValidationError) as caught:
+        await call(queue, "enqueue", "r", Reading(value=float("nan")))
+    assert caught.value.field == "payload"
+    assert caught.value.reason.startswith("at payload.value: nan is not a finite number")
+
+
+async def test_finite_floats_and_big_ints_still_go(make_queue: Any) -> None:
+    queue = make_queue(ApiResponse(200, job_json()))
+    await call(queue, "enqueue", "welcome", {"f": 1e308, "i": 10**100, "t": True})
+    assert sent(queue).json["payload"] == {"f": 1e308, "i": 10**100, "t": True}
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"retries": "3"}, "retries"), ({"retries": True}, "retries"),
+     ({"enabled": "yes"}, "enabled"), ({"enabled": 1}, "enabled"),
+     ({"runEvery": "P1D "}, "run_every"), ({"run_at": " 2025-01-01T09:00Z"}, "run_at")],
+)
+async def test_options_are_strict(make_queue: Any, options: Any, field: str) -> None:
+    queue = make_queue(payload_type=None)
+    for method, args in [("enqueue", ("welcome", {}, options)),
+                         ("update", ("welcome", UNSET, options))]:
+        with pytest.raises(ValidationError) as caught:
+            await call(queue, method, *args)
+        assert caught.value.field == field
+    assert queue.transport.requests == []
+
+
+def test_the_queue_and_the_server_share_one_name_rule() -> None:
+    from taskless.core import api, names, receiver
+
+    assert validate_name is names.validate_name
+    assert receiver.validate_name is names.validate_name
+    assert api.validate_name is names.validate_name
+
+
 # -- typed payloads --------------------------------------------------------------------------
 
 

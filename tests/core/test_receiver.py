@@ -158,6 +158,18 @@ def test_handler_not_called_on_bad_signature() -> None:
     assert calls == []
 
 
+def test_a_garbled_signature_is_401_saying_no_signature_matched() -> None:
+    r = receiver()
+    r.register("orders", lambda payload: None)
+    good = delivery()
+    headers = {**good.headers, "webhook-signature": "v1,AAAA"}
+    response = r.handle(ReceivedRequest("POST", good.path, headers, good.body))
+    assert response.status == 401
+    error = error_of(response)
+    assert error["code"] == "bad_signature"
+    assert error["message"].startswith("no signature matched")
+
+
 @pytest.mark.parametrize(
     "body",
     [b"not json", b"\xff\xfe", b"[]", b'{"v":1}', b'{"v":9,"queue":"orders"}', b"[" * 50_000],

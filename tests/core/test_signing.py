@@ -277,3 +277,12 @@ def test_same_signature_bytes_as_standardwebhooks() -> None:
     body = '{"n":12345678901234567890}'
     theirs = Webhook(SECRET).sign("msg_1", datetime.fromtimestamp(NOW, UTC), body)
     assert sign("msg_1", NOW, body.encode(), SECRET) == theirs
+
+
+@pytest.mark.parametrize("signature", ["v1,AAAA", "v2,xyz", "v1," + "A" * 43])
+def test_an_unusable_signature_says_no_signature_matched(signature: str) -> None:
+    h = headers()
+    h["webhook-signature"] = signature
+    with pytest.raises(SignatureError) as info:
+        verifier().verify(h, BODY)
+    assert str(info.value).startswith("no signature matched: webhook-signature holds no ")

@@ -179,3 +179,16 @@ def test_utcnow_is_aware_utc() -> None:
     now = utcnow()
     assert now.tzinfo is UTC
     assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("offset", ["+25:00", "-24:00", "+2400", "+99"])
+def test_an_offset_of_a_day_or_more_says_the_range(offset: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_timestamp(f"2024-06-01T09:00{offset}")
+    assert info.value.field == "run_at"
+    assert info.value.reason.endswith("the UTC offset must be between -23:59 and +23:59")
+    assert "timedelta" not in info.value.reason
+
+
+def test_an_offset_just_under_a_day_is_fine() -> None:
+    assert parse_timestamp("2024-06-01T09:00+23:59").utcoffset() == timedelta(hours=23, minutes=59)

@@ -16,7 +16,8 @@ from taskless.core.errors import MissingExtra
 from taskless.core.settings import DEV_API_KEY, DEV_SIGNING_SECRET
 from taskless.server import cli
 
-PROD_SECRET = "whsec_" + base64.b64encode(b"a production secret").decode()
+PROD_SECRET = "whsec_" + base64.b64encode(b"a production secret, 32 bytes..").decode()
+PROD_KEY = "a-production-api-key"
 
 
 @pytest.fixture
@@ -76,6 +77,70 @@ def test_schedule_bad_input_names_the_field_and_exits_2(
     assert captured.err.startswith(f"taskless schedule: {field}")
 
 
+def test_schedule_at_the_end_of_time_prints_what_exists_and_says_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["schedule", "9999-12-31T00:00Z", "P1D", "-n", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["9999-12-31T00:00:00Z"]
+    assert captured.err == (
+        "taskless schedule: the schedule ends at the year 9999 (1 of the 3 runs asked for "
+        "exist)\n"
+    )
+
+
+def test_schedule_after_the_end_of_time_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["schedule", "2024-06-01T00:00Z", "P1D", "-n", "2", "--after", "9999-12-31T12:00Z"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "the schedule ends at the year 9999 (0 of the 2" in captured.err
+
+
+def test_schedule_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskless", "schedule", "2024-06-01T09:00Z", "P1D", "-n",
+         "100000"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline() == b"2024-06-01T09:00:00Z\n"
+    process.stdout.close()  # as `| head -1` does
+    err = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == cli.SIGPIPE_STATUS
+    assert err == b""
+
+
+def test_a_closed_stdout_in_process_is_the_sigpipe_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Closed:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert cli.main(["schedule", "2024-06-01T09:00Z", "P1D", "-n", "5"]) == cli.SIGPIPE_STATUS
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [(["jobs", "bad name"], "queue"), (["job", "emails", "a%b"], "name"),
+     (["runs", "café", "a"], "queue")],
+)
+def test_inspection_names_the_bad_field(
+    capsys: pytest.CaptureFixture[str], args: list[str], field: str
+) -> None:
+    assert cli.main([*args, "--url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"taskless {args[0]}: {field}: ")
+    assert "is not allowed: use ASCII letters" in err
+
+
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2
     assert "dev" in capsys.readouterr().out
@@ -90,12 +155,13 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
         ({}, "TASKLESS_API_KEY"),
         ({"TASKLESS_API_KEY": DEV_API_KEY, "TASKLESS_SIGNING_SECRET": PROD_SECRET},
          "TASKLESS_API_KEY"),
-        ({"TASKLESS_API_KEY": "k"}, "TASKLESS_SIGNING_SECRET"),
-        ({"TASKLESS_API_KEY": "k", "TASKLESS_SIGNING_SECRET": DEV_SIGNING_SECRET},
+        ({"TASKLESS_API_KEY": PROD_KEY}, "TASKLESS_SIGNING_SECRET"),
+        ({"TASKLESS_API_KEY": PROD_KEY, "TASKLESS_SIGNING_SECRET": DEV_SIGNING_SECRET},
          "TASKLESS_SIGNING_SECRET"),
-        ({"TASKLESS_API_KEY": "k", "TASKLESS_SIGNING_SECRET": PROD_SECRET,
-          "TASKLESS_PREVIOUS_SIGNING_SECRETS": DEV_SIGNING_SECRET}, "TASKLESS_SIGNING_SECRET"),
-        ({"TASKLESS_API_KEY": "k", "TASKLESS_SIGNING_SECRET": PROD_SECRET},
+        ({"TASKLESS_API_KEY": PROD_KEY, "TASKLESS_SIGNING_SECRET": PROD_SECRET,
+          "TASKLESS_PREVIOUS_SIGNING_SECRETS": DEV_SIGNING_SECRET},
+         "TASKLESS_PREVIOUS_SIGNING_SECRETS holds the development secret"),
+        ({"TASKLESS_API_KEY": PROD_KEY, "TASKLESS_SIGNING_SECRET": PROD_SECRET},
          "TASKLESS_ALLOWED_ENDPOINTS"),
     ],
 )
@@ -109,6 +175,90 @@ def test_serve_refuses_development_settings(
     err = capsys.readouterr().err
     assert err.startswith("taskless serve: ")
     assert variable in err
+
+
+def test_serve_reports_every_missing_setting_at_once(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("taskless serve: cannot start a production job server")
+    problems = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert [p.split()[1] for p in problems] == [
+        "TASKLESS_API_KEY", "TASKLESS_SIGNING_SECRET", "TASKLESS_ALLOWED_ENDPOINTS",
+    ]
+    assert "secrets.token_urlsafe(32)" in problems[0]
+    assert "'whsec_' + base64.b64encode(" in problems[1]
+
+
+def test_serve_refuses_weak_secrets_naming_each_and_the_fix(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("TASKLESS_API_KEY", "k")
+    clean_env.setenv("TASKLESS_SIGNING_SECRET", "whsec_" + base64.b64encode(b"12345").decode())
+    clean_env.setenv("TASKLESS_ALLOWED_ENDPOINTS", "https://app.example.com/,not a url")
+    assert cli.main(["serve", "--port", "0"]) == 2
+    problems = [
+        line[4:] for line in capsys.readouterr().err.splitlines() if line.startswith("  - ")
+    ]
+    assert len(problems) == 3
+    assert problems[0].startswith(
+        "TASKLESS_API_KEY is too short (1 characters, at least 16); generate one with: "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )
+    assert problems[1].startswith(
+        "TASKLESS_SIGNING_SECRET is too short (5 bytes once base64-decoded, at least 24); "
+        "generate one ('whsec_' followed by base64)"
+    )
+    assert problems[2].startswith("TASKLESS_ALLOWED_ENDPOINTS: 'not a url' is not an http(s)")
+
+
+def test_the_secret_fix_the_message_gives_makes_an_accepted_secret(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taskless.core.settings import API_KEY_HINT, SIGNING_SECRET_HINT, Settings
+
+    def run(hint: str) -> str:
+        command = hint.split("python -c ", 1)[1]
+        code = command.strip('"').replace('\\"', '"')
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    settings = Settings(
+        env="production", api_key=run(API_KEY_HINT), signing_secret=run(SIGNING_SECRET_HINT),
+    )
+    assert settings.production_problems() == []
+
+
+def test_a_short_previous_secret_may_still_rotate_out() -> None:
+    from taskless.core.settings import Settings
+
+    short = "whsec_" + base64.b64encode(b"old and short").decode()
+    settings = Settings(env="production", api_key=PROD_KEY, signing_secret=PROD_SECRET,
+                        previous_signing_secrets=(short,))
+    assert settings.production_problems() == []
+
+
+def test_production_settings_name_every_missing_secret() -> None:
+    from taskless.core.errors import ConfigurationError
+    from taskless.core.settings import Settings
+
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"TASKLESS_ENV": "production"})
+    assert str(info.value).startswith(
+        "TASKLESS_API_KEY and TASKLESS_SIGNING_SECRET are not set; production needs them"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"TASKLESS_ENV": "production", "TASKLESS_API_KEY": PROD_KEY})
+    assert str(info.value).startswith("TASKLESS_SIGNING_SECRET is not set; production needs it")
+
+
+def test_development_defaults_are_unchanged() -> None:
+    from taskless.core.settings import Settings
+
+    settings = Settings.from_env({})
+    assert (settings.api_key, settings.signing_secret) == (DEV_API_KEY, DEV_SIGNING_SECRET)
 
 
 def test_an_invalid_signing_secret_is_refused(
@@ -235,7 +385,7 @@ def test_serve_starts_with_production_settings(
 ) -> None:
     env = {
         **subprocess_env,
-        "TASKLESS_API_KEY": "prod-key",
+        "TASKLESS_API_KEY": PROD_KEY,
         "TASKLESS_SIGNING_SECRET": PROD_SECRET,
         "TASKLESS_ALLOWED_ENDPOINTS": "https://app.example.com/",
     }
@@ -243,7 +393,7 @@ def test_serve_starts_with_production_settings(
         ["serve", "--port", "0", "--database", f"sqlite:///{tmp_path}/prod.db"], tmp_path, env
     )
     try:
-        headers = {"authorization": "Bearer prod-key"}
+        headers = {"authorization": f"Bearer {PROD_KEY}"}
         refused = httpx.put(
             url + "/v1/queues/q/jobs/a", headers=headers,
             json={"payload": 1, "endpoint": "http://127.0.0.1:9/x"},

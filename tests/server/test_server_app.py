@@ -343,3 +343,184 @@ async def test_unexpected_errors_are_json_500(tmp_path: Path) -> None:
         response = await buggy_client.get(JOB)
         assert response.status_code == 500
         assert error_of(response)["code"] == "internal"
+
+
+# -- bad input: numbers JSON cannot carry, names, strict options, messages ------------------------
+
+NON_FINITE = ["1e999", "-1e999", "[-1e999]", '{"a": [1, 1e400]}', "NaN", "Infinity", "[-Infinity]"]
+
+
+def raw_job(payload: str, **extra: str) -> bytes:
+    fields = "".join(f', "{k}": {v}' for k, v in extra.items())
+    return f'{{"payload": {payload}, "endpoint": "{ENDPOINT}"{fields}}}'.encode()
+
+
+@pytest.mark.parametrize("payload", NON_FINITE)
+async def test_a_non_finite_number_is_422_naming_payload(
+    client: httpx.AsyncClient, payload: str
+) -> None:
+    for method, path in [("PUT", JOB), ("POST", "/v1/queues/emails/jobs")]:
+        response = await client.request(method, path, content=raw_job(payload))
+        assert response.status_code == 422
+        error = error_of(response)
+        assert (error["code"], error["field"]) == ("invalid", "payload")
+        assert "JSON numbers must be finite" in error["message"]
+    assert (await client.get("/v1/queues/emails/jobs")).json() == {"jobs": []}
+    assert (await client.put(JOB, json=job_body())).status_code == 201
+    patched = await client.patch(JOB, content=f'{{"payload": {payload}}}'.encode())
+    assert patched.status_code == 422
+    assert error_of(patched)["field"] == "payload"
+    assert (await client.get(JOB)).json()["payload"] == {"to": "a@example.com"}
+
+
+async def test_a_non_finite_number_in_options_is_422_naming_the_option(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.put(JOB, content=raw_job("1", options='{"retries": 1e999}'))
+    assert response.status_code == 422
+    assert error_of(response)["field"] == "options.retries"
+
+
+async def test_a_non_finite_number_fails_only_its_batch_job(client: httpx.AsyncClient) -> None:
+    jobs = ", ".join([
+        f'{{"name": "a", "payload": 1, "endpoint": "{ENDPOINT}"}}',
+        f'{{"name": "b", "payload": [-1e999], "endpoint": "{ENDPOINT}"}}',
+        f'{{"name": "c", "payload": NaN, "endpoint": "{ENDPOINT}"}}',
+        f'{{"name": "d", "payload": 4, "endpoint": "{ENDPOINT}"}}',
+    ])
+    response = await client.post(
+        "/v1/queues/emails/jobs:batch", content=f'{{"jobs": [{jobs}]}}'.encode()
+    )
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 422, 422, 201]
+    assert [r["error"]["field"] for r in results[1:3]] == ["jobs[1].payload", "jobs[2].payload"]
+    assert results[1]["error"]["code"] == "invalid"
+    names = [j["name"] for j in (await client.get("/v1/queues/emails/jobs")).json()["jobs"]]
+    assert names == ["a", "d"]
+
+
+async def test_a_5000_digit_number_is_422_saying_it_is_too_long(client: httpx.AsyncClient) -> None:
+    response = await client.put(JOB, content=raw_job("9" * 5000))
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["field"] == "payload"
+    assert error["message"] == (
+        "a number is too long (5000 digits, at most 4300); send it as a string"
+    )
+
+
+async def test_a_body_that_is_not_utf8_is_422_saying_so(client: httpx.AsyncClient) -> None:
+    response = await client.put(JOB, content=b'\xff\xfe{"payload": 1}')
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["field"] == "body"
+    assert error["message"].startswith("must be UTF-8 JSON")
+
+
+@pytest.mark.parametrize(
+    ("queue", "name", "field"),
+    [("emails", "%25", "name"), ("caf%C3%A9", "a", "queue"), ("emails", "-abc", "name"),
+     ("emails", "caf%C3%A9", "name"), ("-q", "a", "queue"), ("emails", "a%20b", "name")],
+)
+async def test_names_the_client_refuses_are_refused(
+    client: httpx.AsyncClient, queue: str, name: str, field: str
+) -> None:
+    from taskless.core.names import validate_name
+
+    response = await client.put(f"/v1/queues/{queue}/jobs/{name}", json=job_body())
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["field"] == field
+    decoded = {"queue": queue, "name": name}[field]
+    with pytest.raises(ValueError) as client_side:
+        validate_name(httpx.URL("/" + decoded).path[1:], field=field)
+    assert f"{field}: {error['message']}" == str(client_side.value)
+    assert (await client.get("/v1/queues/emails/jobs")).json() == {"jobs": []}
+
+
+async def test_a_bad_name_in_a_batch_fails_that_job(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/queues/emails/jobs:batch", json={"jobs": [
+        {"name": "-abc", "payload": 1, "endpoint": ENDPOINT},
+        {"name": "ok", "payload": 1, "endpoint": ENDPOINT},
+    ]})
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [422, 201]
+    assert results[0]["error"]["field"] == "jobs[0].name"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"retries": "3"}, "options.retries"), ({"retries": True}, "options.retries"),
+     ({"enabled": "yes"}, "options.enabled"), ({"enabled": 1}, "options.enabled"),
+     ({"runEvery": "P1D "}, "options.run_every"), ({"runAt": "2024-03-02T09:00Z "},
+                                                    "options.run_at"),
+     ({"runAt": "2024-03-02T09:00+25:00"}, "options.run_at"),
+     ({"runAt": "2024-03-02T09:00Z", "run_at": "2024-03-02T09:00Z"}, "options.run_at"),
+     ({"colour": "red"}, "options.colour")],
+)
+async def test_loose_options_are_422(
+    client: httpx.AsyncClient, options: dict[str, Any], field: str
+) -> None:
+    response = await client.put(JOB, json=job_body(**options))
+    assert response.status_code == 422
+    error = error_of(response)
+    assert (error["code"], error["field"]) == ("invalid", field)
+    assert (await client.get(JOB)).status_code == 404
+    await client.put(JOB, json=job_body())
+    patched = await client.patch(JOB, json={"options": options})
+    assert patched.status_code == 422
+    assert error_of(patched)["field"] == field
+    assert (await client.get(JOB)).json()["options"]["retries"] == 5
+    await client.delete(JOB)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"runAt": "2024-03-02T09:00+25:00"}, "the UTC offset must be between -23:59 and +23:59"),
+     ({"runAt": "2024-03-02T09:00Z", "run_at": "2024-03-02T09:00Z"},
+      "the option run_at is given twice, as 'runAt' and as 'run_at'; give only one of them"),
+     ({"colour": "red"}, (
+         "'colour' is not a job option; the options are enabled, headers, "
+         "retries, run_at (or runAt), run_every (or runEvery), timezone")),
+     ({"headers": {"x-big": "a" * 100_000}},
+      "the value of 'x-big' is too long (100000 characters; at most 8192)")],
+)
+async def test_option_messages_say_what_to_fix(
+    client: httpx.AsyncClient, options: dict[str, Any], message: str
+) -> None:
+    response = await client.put(JOB, json=job_body(**options))
+    assert response.status_code == 422
+    assert message in error_of(response)["message"]
+    assert "Extra inputs" not in error_of(response)["message"]
+
+
+async def test_credentials_in_the_endpoint_are_422_saying_so(client: httpx.AsyncClient) -> None:
+    response = await client.put(
+        JOB, json={"payload": 1, "endpoint": "http://user:pw@127.0.0.1/jobs"}
+    )
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["field"] == "endpoint"
+    assert error["message"].startswith("credentials in URLs are not allowed")
+
+
+async def test_development_refusal_says_how_to_allow_an_endpoint(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.put(JOB, json={"payload": 1, "endpoint": "https://app.example.com/x"})
+    assert response.status_code == 422
+    message = error_of(response)["message"]
+    assert "in development only loopback endpoints are allowed" in message
+    assert "TASKLESS_ALLOWED_ENDPOINTS=https://app.example.com/" in message
+    assert "none" not in message
+
+
+async def test_openapi_says_a_bad_batch_job_does_not_sink_the_others(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    batch = document["paths"]["/v1/queues/{queue}/jobs:batch"]["post"]
+    text = batch["summary"] + " " + batch["description"]
+    assert "transaction" not in text
+    assert "does not sink the others" in text

@@ -494,8 +494,10 @@ class PostgresStore(Store):
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
-        for task in list(self._background):
+        background = list(self._background)
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
