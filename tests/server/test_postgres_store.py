@@ -74,6 +74,23 @@ async def test_open_creates_the_schema_and_records_its_version(postgres_url: str
     assert sql(postgres_url, "SELECT name FROM taskless_jobs") == [("job",)]
 
 
+async def test_a_newer_package_upgrades_the_schema_on_open(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with PostgresStore(postgres_url) as store:
+        await store.modify("q", "job", lambda current: new())
+    from taskless.server.store import postgres
+
+    upgrade = "ALTER TABLE taskless_jobs ADD COLUMN upgraded_note text DEFAULT 'v2'"
+    monkeypatch.setattr(postgres, "_MIGRATIONS", (*postgres._MIGRATIONS, upgrade))
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    async with PostgresStore(postgres_url) as store:
+        assert await store.get("q", "job") is not None  # the data survived the upgrade
+    versions = sql(postgres_url, "SELECT version FROM taskless_schema ORDER BY version")
+    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 2))
+    assert sql(postgres_url, "SELECT upgraded_note FROM taskless_jobs") == [("v2",)]
+
+
 async def test_servers_starting_together_create_the_schema_once(postgres_url: str) -> None:
     stores = [PostgresStore(postgres_url, min_connections=1) for _ in range(6)]
     await asyncio.gather(*(s.open() for s in stores))
