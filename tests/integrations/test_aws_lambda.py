@@ -17,11 +17,9 @@ import pytest
 from pydantic import BaseModel
 
 from taskless.core.errors import ConfigurationError, ValidationError
-from taskless.core.hooks import hookimpl, registered
 from taskless.core.models import JobMeta
 from taskless.core.queue import Queue
 from taskless.core.signing import signed_headers
-from taskless.core.transport import ApiRequest, ApiResponse, Transport
 from taskless.integrations.aws_lambda import (
     EVENT_SOURCES,
     QueueHandler,
@@ -30,6 +28,7 @@ from taskless.integrations.aws_lambda import (
 )
 
 from .conftest import NOW, SECRET, SETTINGS, load_event
+from .recording import RecordingTransport, recording_transport
 from .test_receiver_contract import PAYLOAD, body_for
 
 
@@ -430,31 +429,9 @@ def test_bad_declarations_fail_at_once() -> None:
         taskless.queue("emails")(lambda: None)
 
 
-class RecordingTransport(Transport):
-    def __init__(self) -> None:
-        self.requests: list[ApiRequest] = []
-
-    def handle(self, request: ApiRequest) -> ApiResponse:
-        self.requests.append(request)
-        body = request.json or {}
-        return ApiResponse(200, {
-            "id": "job_1", "queue": "emails", "name": request.path.rsplit("/", 1)[-1],
-            "endpoint": body.get("endpoint", ""), "payload": body.get("payload"),
-            "options": body.get("options", {}), "state": "scheduled",
-            "createdAt": "2024-03-01T09:30:00Z", "updatedAt": "2024-03-01T09:30:00Z",
-        })
-
-
 @pytest.fixture
 def recording() -> Iterator[RecordingTransport]:
-    transport = RecordingTransport()
-
-    class Plugin:
-        @hookimpl
-        def taskless_transports(self) -> dict[str, Any]:
-            return {"recording": lambda url, settings, *, asynchronous: transport}
-
-    with registered(Plugin()):
+    with recording_transport() as transport:
         yield transport
 
 

@@ -14,14 +14,13 @@ import pytest
 from pydantic import BaseModel
 
 from taskless.core.errors import ConfigurationError, JobNotFound, MissingExtra, ValidationError
-from taskless.core.hooks import hookimpl, registered
 from taskless.core.models import JobMeta
 from taskless.core.queue import Queue
 from taskless.core.settings import DEV_SIGNING_SECRET, Settings
 from taskless.core.signing import signed_headers
-from taskless.core.transport import ApiRequest, ApiResponse, Transport
 
 from .conftest import NOW, SETTINGS, FlaskHarness
+from .recording import WELCOME_THEN_MISSING, RecordingTransport, recording_transport
 from .test_receiver_contract import PAYLOAD, body_for, post
 
 flask = pytest.importorskip("flask")
@@ -97,37 +96,9 @@ def test_bad_declarations_fail_at_once() -> None:
         taskless.queue("emails")(lambda payload: None)
 
 
-class RecordingTransport(Transport):
-    """Answers the job server API with canned jobs; remembers the requests."""
-
-    def __init__(self) -> None:
-        self.requests: list[ApiRequest] = []
-
-    def handle(self, request: ApiRequest) -> ApiResponse:
-        self.requests.append(request)
-        name = request.path.rsplit("/", 1)[-1]
-        if name == "missing":
-            return ApiResponse(404, {"error": {"code": "not_found", "message": "no such job"}})
-        body = request.json or {}
-        return ApiResponse(200, {
-            "id": "job_1", "queue": "emails", "name": name,
-            "endpoint": body.get("endpoint", "https://app.example.com/api/queues/emails"),
-            "payload": body.get("payload", {"to": "stored@example.com"}),
-            "options": body.get("options", {}), "state": "scheduled",
-            "createdAt": "2024-03-01T09:30:00Z", "updatedAt": "2024-03-01T09:30:00Z",
-        })
-
-
 @pytest.fixture
 def recording() -> Iterator[RecordingTransport]:
-    transport = RecordingTransport()
-
-    class Plugin:
-        @hookimpl
-        def taskless_transports(self) -> dict[str, Any]:
-            return {"recording": lambda url, settings, *, asynchronous: transport}
-
-    with registered(Plugin()):
+    with recording_transport() as transport:
         yield transport
 
 
@@ -151,14 +122,7 @@ def test_enqueue_inside_a_flask_view(recording: RecordingTransport) -> None:
     response = app.test_client().post("/signup")
     assert response.json == {"job": "welcome", "to": "ada@example.com"}
     methods = [(r.method, r.path) for r in recording.requests]
-    assert methods == [
-        ("PUT", "/v1/queues/emails/jobs/welcome"),
-        ("GET", "/v1/queues/emails/jobs/welcome"),
-        ("GET", "/v1/queues/emails/jobs/missing"),
-        ("PATCH", "/v1/queues/emails/jobs/welcome"),
-        ("PATCH", "/v1/queues/emails/jobs/missing"),
-        ("DELETE", "/v1/queues/emails/jobs/missing"),
-    ]
+    assert methods == WELCOME_THEN_MISSING
     assert recording.requests[0].json["endpoint"] == "https://app.example.com/hooks/email"
     assert recording.requests[0].json["payload"] == {"to": "ada@example.com"}
 

@@ -16,14 +16,13 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from taskless.core.errors import JobNotFound, ValidationError
-from taskless.core.hooks import hookimpl, registered
 from taskless.core.models import JobMeta
 from taskless.core.queue import AsyncQueue
 from taskless.core.settings import Settings
-from taskless.core.transport import ApiRequest, ApiResponse, AsyncTransport
 from taskless.integrations.starlette import QueueHandler, Taskless
 
 from .conftest import NOW, SETTINGS, AsgiHarness
+from .recording import WELCOME_THEN_MISSING, RecordingTransport, recording_transport
 from .test_receiver_contract import post
 
 
@@ -88,37 +87,9 @@ def test_bad_options_fail_at_declaration() -> None:
     assert info.value.field == "retries"
 
 
-class RecordingTransport(AsyncTransport):
-    """Answers the job server API with canned jobs; remembers the requests."""
-
-    def __init__(self) -> None:
-        self.requests: list[ApiRequest] = []
-
-    async def handle_async(self, request: ApiRequest) -> ApiResponse:
-        self.requests.append(request)
-        name = request.path.rsplit("/", 1)[-1]
-        if name == "missing":
-            return ApiResponse(404, {"error": {"code": "not_found", "message": "no such job"}})
-        body = request.json or {}
-        return ApiResponse(200, {
-            "id": "job_1", "queue": "emails", "name": name,
-            "endpoint": body.get("endpoint", "https://app.example.com/api/queues/emails"),
-            "payload": body.get("payload", {"to": "stored@example.com"}),
-            "options": body.get("options", {}), "state": "scheduled",
-            "createdAt": "2024-03-01T09:30:00Z", "updatedAt": "2024-03-01T09:30:00Z",
-        })
-
-
 @pytest.fixture
 def recording() -> Iterator[RecordingTransport]:
-    transport = RecordingTransport()
-
-    class Plugin:
-        @hookimpl
-        def taskless_transports(self) -> dict[str, Any]:
-            return {"recording": lambda url, settings, *, asynchronous: transport}
-
-    with registered(Plugin()):
+    with recording_transport() as transport:
         yield transport
 
 
@@ -138,14 +109,7 @@ async def test_queue_methods_delegate_to_the_async_queue(recording: RecordingTra
         await send_email.update("missing", Email(to="x"))
     assert (await send_email.delete("missing")) is None
     methods = [(r.method, r.path) for r in recording.requests]
-    assert methods == [
-        ("PUT", "/v1/queues/emails/jobs/welcome"),
-        ("GET", "/v1/queues/emails/jobs/welcome"),
-        ("GET", "/v1/queues/emails/jobs/missing"),
-        ("PATCH", "/v1/queues/emails/jobs/welcome"),
-        ("PATCH", "/v1/queues/emails/jobs/missing"),
-        ("DELETE", "/v1/queues/emails/jobs/missing"),
-    ]
+    assert methods == WELCOME_THEN_MISSING
     put = recording.requests[0].json
     assert put["endpoint"] == "https://app.example.com/hooks/email"
     assert put["payload"] == {"to": "ada@example.com"}
