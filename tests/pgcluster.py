@@ -77,7 +77,9 @@ class PostgresCluster:
     def __init__(self, *, settings: dict[str, str] | None = None) -> None:
         self.bin_dir = find_bin_dir()
         self.user = _service_user()
-        self.root = Path(tempfile.mkdtemp(prefix="taskless-pg-"))
+        # Another user must reach the directory (TMPDIR may be private to root), and the
+        # unix socket path inside it must stay short: /tmp when running as someone else.
+        self.root = Path(tempfile.mkdtemp(prefix="taskless-pg-", dir="/tmp" if self.user else None))
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.port = free_port()
