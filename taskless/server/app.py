@@ -189,7 +189,9 @@ def _found(record: JobRecord | None, queue: str, name: str) -> JobRecord:
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
-        return _error(404, "not_found", f"no route {request.url.path!r}; see /openapi.json")
+        # Not "not_found": that code means "no such job", which Queue.get/delete read as None;
+        # a wrong TASKLESS_URL path must surface as an error instead.
+        return _error(404, "no_route", f"no route {request.url.path!r}; see /openapi.json")
     if status == 405:
         return _error(405, "method_not_allowed", f"{request.method} is not allowed here")
     detail = exc.detail if isinstance(exc, HTTPException) else "error"

@@ -269,7 +269,7 @@ async def test_batch(client: httpx.AsyncClient) -> None:
 async def test_unknown_routes_and_methods_are_json(client: httpx.AsyncClient) -> None:
     missing = await client.get("/nope")
     assert missing.status_code == 404
-    assert error_of(missing)["code"] == "not_found"
+    assert error_of(missing)["code"] == "no_route"
     not_allowed = await client.request("PATCH", "/v1/queues/emails/jobs")
     assert not_allowed.status_code == 405
     assert "error" in not_allowed.json()
