@@ -91,3 +91,11 @@ def test_store_for_url() -> None:
         store_for_url("mysql://localhost/x")
     with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE"):
         database_path("sqlite://relative.db")
+
+
+async def test_a_folder_that_cannot_be_created_names_the_setting(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    store = SQLiteStore(str(blocker / "sub" / "taskless.db"))
+    with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE: cannot create the folder"):
+        await store.open()

@@ -359,7 +359,14 @@ class SQLiteStore(Store):
 
     def _open_sync(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"TASKLESS_DATABASE: cannot create the folder of {self.path!r} "
+                    f"({exc.strerror}); choose a writable path such as "
+                    "sqlite:///.taskless/taskless.db"
+                ) from None
             self._lock = _lock_exclusively(self.path)
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
