@@ -402,6 +402,18 @@ class PostgresStore(Store):
     async def open(self) -> None:
         if self._pool is not None:
             return
+        # One connection first: a wrong URL or a database that is down fails at once with
+        # libpq's own words, and the connection then listens for wake-ups.
+        try:
+            listen_conn = await psycopg.AsyncConnection.connect(
+                self.url, **self._connect_kwargs()
+            )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {self.where} (is it running, and are the "
+                f"URL's host, port, user and password right?): {str(exc).strip()}"
+            ) from None
+        self._listen_conn = listen_conn
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self.url,
             kwargs=self._connect_kwargs(),
@@ -412,30 +424,24 @@ class PostgresStore(Store):
             timeout=self.timeout,
             name="taskless",
         )
-        try:
-            await pool.open(wait=True, timeout=self.connect_timeout + self.timeout)
-        except PoolTimeout:
-            await pool.close()
-            raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {self.where} (is it running, and are the "
-                f"URL's host, port, user and password right?): {await self._connect_error()}"
-            ) from None
         self._pool = pool
         try:
+            try:
+                await pool.open(wait=True, timeout=self.connect_timeout + self.timeout)
+            except PoolTimeout:
+                raise StoreUnavailable(
+                    f"PostgreSQL at {self.where} accepted one connection but not "
+                    f"{self.min_connections} more within {self.connect_timeout + self.timeout:g} "
+                    "s (max_connections reached?)"
+                ) from None
             await self._migrate()
-            self._listen_conn = await self._listen_connection()
+            await listen_conn.execute(
+                sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
+            )
             self._listener = asyncio.create_task(self._listen(), name="taskless-pg-listen")
         except BaseException:
             await self.close()
             raise
-
-    async def _connect_error(self) -> str:
-        try:
-            conn = await psycopg.AsyncConnection.connect(self.url, **self._connect_kwargs())
-        except psycopg.Error as exc:
-            return str(exc).strip() or type(exc).__name__
-        await conn.close()
-        return "connections were too slow"
 
     @staticmethod
     async def _configure(conn: Conn) -> None:
