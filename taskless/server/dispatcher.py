@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,24 +30,18 @@ import aiohttp
 from taskless import __version__
 from taskless.core import hooks
 from taskless.core.engine import Backoff, JobRecord, Outcome, finish_attempt
-from taskless.core.envelope import EncryptedPayload, build_envelope
+from taskless.core.envelope import EncryptedPayload, build_envelope, delivery_headers
 from taskless.core.retry import RandomSource, parse_retry_after
 from taskless.core.settings import Settings
-from taskless.core.signing import decode_secret, signature_header
+from taskless.core.signing import decode_secret
 from taskless.core.timeutil import utcnow
 
-from .store import FinishedAttempt, Store
+from .store import FinishedAttempt, Store, StoreUnavailable
 
 __all__ = ["Dispatcher", "DispatcherConfig"]
 
 logger = logging.getLogger("taskless.server.dispatcher")
 
-# Headers the job server sets on every delivery; a job's own headers never replace them.
-_PROTECTED: Final = frozenset(
-    {"content-type", "content-length", "host", "transfer-encoding", "connection",
-     "webhook-id", "webhook-timestamp", "webhook-signature",
-     "x-taskless-queue", "x-taskless-job", "x-taskless-attempt"}
-)
 _ERROR_SNIPPET: Final = 200
 
 
@@ -108,11 +103,11 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.config = config or DispatcherConfig()
-        self._key = decode_secret(settings.signing_secret)  # the server signs with the first
+        # The server signs with the current secret (receivers also accept previous ones).
+        self._keys = (decode_secret(settings.signing_secret),)
         self._clock = clock
         self._rng = rng
         self._lease = self.config.effective_lease
-        self._user_agent = f"taskless/{__version__}"
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._backlog: deque[JobRecord] = deque()
@@ -281,18 +276,11 @@ class Dispatcher:
                 self._wake.set()
 
     def _headers(self, record: JobRecord, body: bytes, timestamp: int) -> dict[str, str]:
-        msg_id = record.run_id or ""
-        headers = {"content-type": "application/json", "user-agent": self._user_agent}
-        for name, value in record.options.headers.items():
-            if name.lower() not in _PROTECTED:
-                headers[name] = value
-        headers["webhook-id"] = msg_id
-        headers["webhook-timestamp"] = str(timestamp)
-        headers["webhook-signature"] = signature_header(msg_id, timestamp, body, [self._key])
-        headers["x-taskless-queue"] = record.queue
-        headers["x-taskless-job"] = record.name
-        headers["x-taskless-attempt"] = str(record.attempt)
-        return headers
+        return delivery_headers(
+            record.run_id or "", timestamp, body, self._keys,
+            queue=record.queue, job=record.name, attempt=record.attempt,
+            job_headers=record.options.headers, version=__version__,
+        )
 
     async def _deliver(self, record: JobRecord) -> Outcome:
         session = self._session
@@ -381,20 +369,40 @@ class Dispatcher:
             else:
                 logger.info("attempt %d of %s/%s failed: %s", started.attempt, started.queue,
                             started.name, outcome.error)
-        for tries in range(1, 4):
+        if await self._store_results(attempts):
+            self._notify_hooks(batch)
+
+    async def _store_results(self, attempts: list[FinishedAttempt]) -> bool:
+        """Record ``attempts``; whether that worked. While the database is unavailable the
+        results stay good as long as their leases hold: keep trying until shortly before the
+        first one ends (or the dispatcher stops), so that an outage of the database does not
+        make every delivery in flight happen twice."""
+        leases = [a.started.lease_until for a in attempts if a.started.lease_until is not None]
+        budget = (min(leases) - self._clock()).total_seconds() - 5 if leases else 0.0
+        deadline = time.monotonic() + budget
+        tries = 0
+        delay = 0.5
+        while True:
+            tries += 1
             try:
                 await self.store.record_attempts(attempts)
-                break
+                return True
+            except StoreUnavailable as exc:
+                if self._stopping or time.monotonic() + delay >= deadline:
+                    logger.error("could not record %d attempts (%s); they will be delivered "
+                                 "again when their leases expire", len(attempts), exc)
+                    return False
+                logger.warning("could not record %d attempts (%s); retrying in %.1f s",
+                               len(attempts), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
             except Exception:
-                if tries == 3:
-                    logger.exception(
-                        "could not record %d attempts; they will be delivered again when "
-                        "their leases expire", len(attempts)
-                    )
-                    return
+                if tries >= 3:
+                    logger.exception("could not record %d attempts; they will be delivered "
+                                     "again when their leases expire", len(attempts))
+                    return False
                 logger.exception("the store failed while recording attempts; retrying")
                 await asyncio.sleep(0.5 * tries)
-        self._notify_hooks(batch)
 
     def _load_plugins(self) -> bool:
         """Whether a plugin observes attempts (loading the plugins on first use)."""

@@ -6,17 +6,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest_postgres import RestartableDatabase
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from taskless.core import engine
-from taskless.core.models import JobOptions
+from taskless.core import api, engine
+from taskless.core.engine import Backoff
+from taskless.core.models import JobOptions, JobState
+from taskless.server.dispatcher import Dispatcher, DispatcherConfig
 from taskless.server.store import StoreUnavailable
 from taskless.server.store.postgres import PostgresStore
 
+from .conftest import SETTINGS, Receiver, eventually
+
 pytestmark = pytest.mark.anyio
+
+POLICY = api.EndpointPolicy(allow_loopback=True)
 
 ENDPOINT = "http://127.0.0.1:8000/jobs"
 
@@ -74,3 +82,38 @@ async def test_a_restart_between_operations_costs_no_error(
         for name in ("b", "c", "d"):
             await store.modify("q", name, lambda c, name=name: new(name))
         assert len(await store.list_jobs("q")) == 4
+
+
+async def test_a_result_is_recorded_after_a_short_outage_not_delivered_twice(
+    restartable_postgres: RestartableDatabase, receiver: Receiver
+) -> None:
+    release = asyncio.Event()
+
+    async def held(request: Request, n: int) -> Response:
+        await release.wait()  # answers only once the database is down
+        return JSONResponse({"n": n})
+
+    receiver.behaviour = held
+    config = DispatcherConfig(backoff=Backoff(0.001, 0.005), timeout=30.0,
+                              lease=timedelta(seconds=60))
+    async with PostgresStore(restartable_postgres.url, timeout=1.0) as store:
+        job = api.parse_job_input({"payload": {}, "endpoint": receiver.endpoint,
+                                   "options": {"retries": 0}}, POLICY)
+        now = datetime.now(UTC)
+        await store.modify("q", "job", lambda c: api.apply_put(c, "q", "job", job, now))
+        async with Dispatcher(store, SETTINGS, config):
+            await receiver.wait_for_calls(1)
+            await asyncio.to_thread(restartable_postgres.stop)
+            release.set()  # the answer arrives while the result cannot be written
+            await asyncio.sleep(5)
+            await asyncio.to_thread(restartable_postgres.start)
+
+            async def completed() -> bool:
+                try:
+                    record = await store.get("q", "job")
+                except StoreUnavailable:
+                    return False
+                return record is not None and record.state is JobState.COMPLETED
+
+            await eventually(completed, timeout=20)
+    assert len(receiver.calls) == 1  # recorded, not left to its lease and delivered again
