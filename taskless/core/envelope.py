@@ -14,21 +14,43 @@ can add fields without breaking older receivers; an unknown ``v`` is refused.
 JSON is the standard library's: integers of any size stay exact ``int``, ``10.5`` stays a
 ``float``, and strings are UTF-8 on the wire (``ensure_ascii=False``). ``NaN`` and
 ``Infinity`` are not JSON and are refused both ways.
+
+The headers of a delivery (:func:`delivery_headers`) are built here too, once for the job
+server's dispatcher and the in-memory fake: content type, user agent, the job's own headers,
+the Standard Webhooks headers and ``x-taskless-queue``/``-job``/``-attempt``, in that order.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from .errors import ValidationError
+from .signing import HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secret, signature_header
 from .timeutil import format_timestamp, parse_timestamp, to_utc
 
-__all__ = ["ENVELOPE_VERSION", "EncryptedPayload", "Envelope", "build_envelope", "parse_envelope"]
+__all__ = [
+    "ENVELOPE_VERSION",
+    "PROTECTED_HEADERS",
+    "EncryptedPayload",
+    "Envelope",
+    "build_envelope",
+    "delivery_headers",
+    "parse_envelope",
+]
 
 ENVELOPE_VERSION = 1
+
+#: Headers every delivery carries (or that belong to the connection): a job's own headers
+#: never replace them, whatever their case.
+PROTECTED_HEADERS: Final = frozenset(
+    {"content-type", "content-length", "host", "transfer-encoding", "connection",
+     HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE,
+     "x-taskless-queue", "x-taskless-job", "x-taskless-attempt"}
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,44 @@ def build_envelope(
         return text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate such as "\ud800" in a string
         raise ValidationError("payload", "contains a string that is not valid Unicode") from None
+
+
+def delivery_headers(
+    run_id: str,
+    timestamp: int | None,
+    body: bytes,
+    secrets: Sequence[Secret],
+    *,
+    queue: str,
+    job: str,
+    attempt: int,
+    job_headers: Mapping[str, str],
+    version: str,
+) -> dict[str, str]:
+    """The headers of one delivery attempt of ``body`` (what :func:`build_envelope` made), in
+    the order they are sent: ``content-type``, ``user-agent`` (``taskless/<version>``), the
+    job's own headers (except :data:`PROTECTED_HEADERS`), ``webhook-id`` (the run id),
+    ``webhook-timestamp`` and ``webhook-signature`` (one signature per secret), then
+    ``x-taskless-queue``, ``x-taskless-job`` and ``x-taskless-attempt``.
+
+    ``timestamp=None`` leaves the delivery unsigned (no ``webhook-timestamp`` or
+    ``webhook-signature``; ``secrets`` and ``body`` are then unused): the in-memory fake's
+    direct mode, which hands the envelope to the handler without HTTP.
+
+    :raises ConfigurationError: a delivery to sign and no (or a bad) secret.
+    """
+    headers = {"content-type": "application/json", "user-agent": f"taskless/{version}"}
+    for name, value in job_headers.items():
+        if name.lower() not in PROTECTED_HEADERS:
+            headers[name] = value
+    headers[HEADER_ID] = run_id
+    if timestamp is not None:
+        headers[HEADER_TIMESTAMP] = str(timestamp)
+        headers[HEADER_SIGNATURE] = signature_header(run_id, timestamp, body, secrets)
+    headers["x-taskless-queue"] = queue
+    headers["x-taskless-job"] = job
+    headers["x-taskless-attempt"] = str(attempt)
+    return headers
 
 
 def parse_envelope(body: bytes) -> Envelope:

@@ -47,13 +47,18 @@ from taskless.core.engine import (
     run_now,
     start_attempt,
 )
-from taskless.core.envelope import EncryptedPayload, Envelope, build_envelope
+from taskless.core.envelope import (
+    EncryptedPayload,
+    Envelope,
+    build_envelope,
+    delivery_headers,
+)
 from taskless.core.errors import JobNotFound, TasklessError, ValidationError
 from taskless.core.models import Job, JobOptions, Run, parse_options
 from taskless.core.queue import AsyncQueue, Queue
 from taskless.core.retry import RandomSource, parse_retry_after
 from taskless.core.settings import Settings
-from taskless.core.signing import decode_secret, signature_header
+from taskless.core.signing import decode_secret
 from taskless.core.timeutil import format_timestamp, parse_timestamp, to_utc
 from taskless.core.transport import ApiRequest, ApiResponse
 
@@ -69,12 +74,6 @@ Mode = Literal["app", "direct"]
 #: "now" forever fails the test instead of hanging it.
 DEFAULT_MAX_DELIVERIES: Final = 1_000_000
 
-# As the dispatcher: headers every delivery carries, which a job's own headers never replace.
-_PROTECTED: Final = frozenset(
-    {"content-type", "content-length", "host", "transfer-encoding", "connection",
-     "webhook-id", "webhook-timestamp", "webhook-signature",
-     "x-taskless-queue", "x-taskless-job", "x-taskless-attempt"}
-)
 _ERROR_SNIPPET: Final = 200
 _ROUTES_HELP: Final = "see the job server API in docs/architecture.md"
 
@@ -326,8 +325,7 @@ class TasklessFake:
         self.signing_clock = signing_clock
         self.max_deliveries = max_deliveries
         self.lease = lease
-        self._key = decode_secret(self.settings.signing_secret)
-        self._user_agent = f"taskless/{__version__}"
+        self._keys = (decode_secret(self.settings.signing_secret),)
         self._lock = threading.RLock()
         self._jobs: dict[Key, JobRecord] = {}
         self._runs: dict[Key, list[Run]] = {}
@@ -715,20 +713,12 @@ class TasklessFake:
         return _Attempt(started, request, target)
 
     def _headers(self, record: JobRecord, body: bytes, *, sign: bool = True) -> dict[str, str]:
-        msg_id = record.run_id or ""
-        headers = {"content-type": "application/json", "user-agent": self._user_agent}
-        for name, value in record.options.headers.items():
-            if name.lower() not in _PROTECTED:
-                headers[name] = value
-        headers["webhook-id"] = msg_id
-        if sign:
-            timestamp = int(self.signing_clock())
-            headers["webhook-timestamp"] = str(timestamp)
-            headers["webhook-signature"] = signature_header(msg_id, timestamp, body, [self._key])
-        headers["x-taskless-queue"] = record.queue
-        headers["x-taskless-job"] = record.name
-        headers["x-taskless-attempt"] = str(record.attempt)
-        return headers
+        # The dispatcher's own headers (core.envelope); unsigned in direct mode.
+        return delivery_headers(
+            record.run_id or "", int(self.signing_clock()) if sign else None, body, self._keys,
+            queue=record.queue, job=record.name, attempt=record.attempt,
+            job_headers=record.options.headers, version=__version__,
+        )
 
     def _target(self, record: JobRecord) -> Target | None:
         if self._handlers is not None and self._handlers.serves(record.queue):

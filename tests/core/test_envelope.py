@@ -7,12 +7,15 @@ from typing import Any
 import pytest
 
 from taskless.core.envelope import (
+    PROTECTED_HEADERS,
     EncryptedPayload,
     Envelope,
     build_envelope,
+    delivery_headers,
     parse_envelope,
 )
-from taskless.core.errors import ValidationError
+from taskless.core.errors import ConfigurationError, ValidationError
+from taskless.core.signing import Verifier
 
 AT = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 PAYLOAD = {
@@ -150,3 +153,54 @@ def test_parse_refuses_malformed_bodies_cleanly(body: bytes, field: str) -> None
     with pytest.raises(ValidationError) as info:
         parse_envelope(body)
     assert info.value.field == field
+
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_delivery_headers_order_signature_and_job_headers() -> None:
+    body = build_envelope("emails", "welcome", 2, AT, {"to": "a@example.com"})
+    job_headers = {"X-Tenant": "acme", "Content-Type": "text/plain", "WEBHOOK-ID": "forged",
+                   "x-taskless-attempt": "9", "Host": "evil", "authorization": "Bearer t"}
+    headers = delivery_headers(
+        "run_1", 1_700_000_000, body, [SECRET], queue="emails", job="welcome", attempt=2,
+        job_headers=job_headers, version="1.2.3",
+    )
+    assert list(headers) == [
+        "content-type", "user-agent", "X-Tenant", "authorization", "webhook-id",
+        "webhook-timestamp", "webhook-signature", "x-taskless-queue", "x-taskless-job",
+        "x-taskless-attempt",
+    ]
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == "taskless/1.2.3"
+    assert (headers["webhook-id"], headers["webhook-timestamp"]) == ("run_1", "1700000000")
+    assert (headers["x-taskless-queue"], headers["x-taskless-job"],
+            headers["x-taskless-attempt"]) == ("emails", "welcome", "2")
+    Verifier([SECRET], clock=lambda: 1_700_000_000).verify(headers, body)
+
+
+def test_delivery_headers_one_signature_per_secret() -> None:
+    other = "whsec_" + "QUJDREVGR0hJSktMTU5PUA=="
+    headers = delivery_headers(
+        "run_1", 1_700_000_000, b"{}", [SECRET, other], queue="q", job="j", attempt=1,
+        job_headers={}, version="0",
+    )
+    assert len(headers["webhook-signature"].split()) == 2
+    Verifier([other], clock=lambda: 1_700_000_000).verify(headers, b"{}")
+
+
+def test_delivery_headers_unsigned_and_without_secret() -> None:
+    headers = delivery_headers(
+        "run_1", None, b"", [], queue="q", job="j", attempt=1, job_headers={"x-a": "1"},
+        version="0",
+    )
+    assert "webhook-timestamp" not in headers and "webhook-signature" not in headers
+    assert list(headers) == ["content-type", "user-agent", "x-a", "webhook-id",
+                             "x-taskless-queue", "x-taskless-job", "x-taskless-attempt"]
+    with pytest.raises(ConfigurationError):
+        delivery_headers("run_1", 1, b"", [], queue="q", job="j", attempt=1, job_headers={},
+                         version="0")
+
+
+def test_protected_headers_are_lower_case() -> None:
+    assert all(name == name.lower() for name in PROTECTED_HEADERS)
