@@ -632,13 +632,17 @@ def render_job(record: JobRecord) -> dict[str, Any]:
         job["encrypted"] = record.encrypted
     else:
         job["payload"] = record.payload
-    job.update(
-        options=render_options(record.options),
-        state=record.state.value,
-        nextRunAt=_utc(record.next_run_at),
-        createdAt=_utc(record.created_at),
-        updatedAt=_utc(record.updated_at),
+    # The three times are often one instant (a job just created): formatted once then.
+    created_at, updated_at, next_run_at = record.created_at, record.updated_at, record.next_run_at
+    created = _utc(created_at)
+    updated = created if updated_at == created_at else _utc(updated_at)
+    job["options"] = render_options(record.options)
+    job["state"] = record.state.value
+    job["nextRunAt"] = (
+        updated if next_run_at is not None and next_run_at == updated_at else _utc(next_run_at)
     )
+    job["createdAt"] = created
+    job["updatedAt"] = updated
     return job
 
 

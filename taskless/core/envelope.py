@@ -79,6 +79,10 @@ class Envelope:
     encrypted: EncryptedPayload | None = None
 
 
+# json.dumps(ensure_ascii=False, separators=(",", ":"), allow_nan=False), built once.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def build_envelope(
     queue: str,
     job: str,
@@ -109,7 +113,7 @@ def build_envelope(
     else:
         body["payload"] = payload
     try:
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(body)
     except (TypeError, ValueError) as exc:
         raise ValidationError("payload", f"is not JSON-serializable: {exc}") from None
     try:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
@@ -215,9 +215,16 @@ def notify(hook_name: str, **kwargs: Any) -> None:
     Observers must not turn a successful operation into a failure (a retried ``enqueue`` of
     an unnamed job would create a second job), hence the swallowing.
     """
-    if not hook_name.startswith(f"{PROJECT}_") or not hasattr(TasklessHookspecs, hook_name):
+    if hook_name not in _HOOK_NAMES:
         raise ValueError(f"there is no Taskless hook named {hook_name!r}")
     try:
-        getattr(plugin_manager().hook, hook_name)(**kwargs)
+        caller = getattr(plugin_manager().hook, hook_name)
+        if caller.get_hookimpls():  # nobody observes: nothing to call
+            caller(**kwargs)
     except Exception:
         logger.exception("a Taskless plugin failed in %s", hook_name)
+
+
+_HOOK_NAMES: Final = frozenset(
+    name for name in vars(TasklessHookspecs) if name.startswith(f"{PROJECT}_")
+)

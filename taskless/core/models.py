@@ -38,6 +38,10 @@ OPTION_NAMES = ("enabled", "headers", "retries", "run_at", "run_every", "timezon
 _SPELLINGS: Final = {name: name for name in OPTION_NAMES} | {
     to_camel(name): name for name in OPTION_NAMES
 }
+# Keys that are all snake_case or all camelCase name each option at most once.
+_ONE_SPELLING: Final = (
+    frozenset(OPTION_NAMES), frozenset(to_camel(name) for name in OPTION_NAMES)
+)
 _OPTION_LIST: Final = ", ".join(
     name if to_camel(name) == name else f"{name} (or {to_camel(name)})" for name in OPTION_NAMES
 )
@@ -88,6 +92,9 @@ class JobOptions(BaseModel):
         """Unknown options, and one option given in both spellings, named in the error."""
         if not isinstance(data, dict):
             return data
+        keys = data.keys()
+        if keys <= _ONE_SPELLING[0] or keys <= _ONE_SPELLING[1]:
+            return data  # the usual case, checked at C speed
         seen: dict[str, str] = {}
         for key in data:
             name = _SPELLINGS.get(key) if isinstance(key, str) else None

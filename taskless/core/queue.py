@@ -224,7 +224,7 @@ class BaseQueue(Generic[T, P]):
         body = {
             "payload": self._encode_payload(payload),
             "endpoint": self.endpoint,
-            "options": merge_options(self.defaults, parse_options(options)).to_wire(only_set=True),
+            "options": self._options_wire(options),
         }
         if name is None:
             request = ApiRequest("POST", self._jobs_path(), body)
@@ -239,6 +239,15 @@ class BaseQueue(Generic[T, P]):
             return job
 
         return _Call(request, finish)
+
+    def _options_wire(self, options: OptionsLike) -> dict[str, Any]:
+        """The options of an enqueue over the queue's defaults, as sent (only those set)."""
+        if not self.defaults.model_fields_set and not isinstance(options, JobOptions):
+            # No defaults, and options just validated: merging would give them back as they
+            # are. (A JobOptions passed in may have been changed since it was validated:
+            # merge_options validates it again.)
+            return {} if options is None else parse_options(options).to_wire(only_set=True)
+        return merge_options(self.defaults, parse_options(options)).to_wire(only_set=True)
 
     def _update_call(
         self, name: str, payload: P | UnsetType, options: OptionsLike
@@ -303,12 +312,16 @@ class BaseQueue(Generic[T, P]):
         return f" at {self.url}" if self.url else ""
 
 
+# json.dumps(allow_nan=False), built once.
+_STRICT_JSON: Final = json.JSONEncoder(allow_nan=False)
+
+
 def _check_numbers(encoded: Any) -> None:
     """Refuse NaN, infinities and over-long integers, which JSON cannot carry."""
-    if isinstance(encoded, dict | list):
+    if isinstance(encoded, (dict, list)):
         # One C-speed pass over the usual payload; the slower search only when it fails.
         try:
-            json.dumps(encoded, allow_nan=False)
+            _STRICT_JSON.encode(encoded)
         except RecursionError:
             raise ValidationError("payload", "is nested too deeply") from None
         except ValueError:

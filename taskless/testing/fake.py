@@ -75,6 +75,8 @@ Mode = Literal["app", "direct"]
 DEFAULT_MAX_DELIVERIES: Final = 1_000_000
 
 _ERROR_SNIPPET: Final = 200
+# json.dumps(ensure_ascii=False, separators=(",", ":"), allow_nan=False), built once.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _ROUTES_HELP: Final = "see the job server API in docs/architecture.md"
 
 Key = tuple[str, str]
@@ -437,9 +439,7 @@ class TasklessFake:
     def handle_api(self, request: ApiRequest) -> ApiResponse:
         """Answer one job server API request, as the job server would."""
         # Through JSON both ways, as on the wire: nothing is shared with the caller's objects.
-        raw = b"" if request.json is None else json.dumps(
-            request.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
+        raw = b"" if request.json is None else _ENCODER.encode(request.json).encode("utf-8")
         with self._lock:
             now = self.now
             try:

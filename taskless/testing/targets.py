@@ -280,7 +280,7 @@ class DirectTarget:
         args, kwargs = registration.arguments(payload, meta)
         try:
             result = registration.func(*args, **kwargs)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 awaitable = result
                 result = _run_sync(lambda: awaitable)
         except Exception as exc:  # noqa: BLE001 - a handler error is the delivery's status

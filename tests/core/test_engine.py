@@ -591,3 +591,30 @@ def test_records_are_immutable() -> None:
     with pytest.raises(AttributeError):
         record.state = JobState.FAILED  # type: ignore[misc]
     assert replace(record, attempt=3).attempt == 3
+
+
+def test_ids_are_uuid4_hex() -> None:
+    import uuid
+
+    ids = {engine.new_job_id() for _ in range(200)}
+    assert len(ids) == 200
+    for job_id in ids:
+        parsed = uuid.UUID(hex=job_id)
+        assert parsed.hex == job_id and len(job_id) == 32
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    run_id = engine.new_run_id()
+    assert run_id.startswith("run_") and uuid.UUID(hex=run_id[4:]).version == 4
+
+
+def test_evolve_is_dataclasses_replace() -> None:
+    record = engine.start_attempt(make(run_every="PT1H"), T0)
+    changes: dict[str, Any] = {
+        "state": JobState.SCHEDULED, "attempt": 0, "run_id": None, "lease_until": None,
+        "updated_at": T0 + timedelta(seconds=1), "encrypted": {"alg": "x"},
+    }
+    evolved = engine._evolve(record, **changes)
+    assert type(evolved) is JobRecord
+    assert evolved == replace(record, **changes)
+    assert engine._evolve(record) == record
+    with pytest.raises(KeyError):
+        engine._evolve(record, colour="red")

@@ -291,3 +291,21 @@ def test_notify_reaches_every_observer_hook() -> None:
 def test_notify_refuses_a_hook_that_does_not_exist() -> None:
     with pytest.raises(ValueError, match="taskless_enqueud"):
         notify("taskless_enqueud", queue="q", job=None)
+
+
+def test_notify_without_observers_calls_nothing_and_later_observers_are_called() -> None:
+    notify("taskless_attempt_finished", queue="q", name="j", run_id="r", attempt=1,
+           status=200, error=None, duration=0.0)
+    seen: list[int] = []
+
+    class Observer:
+        @hookimpl
+        def taskless_attempt_finished(self, attempt: int) -> None:
+            seen.append(attempt)
+
+    with registered(Observer()):
+        notify("taskless_attempt_finished", queue="q", name="j", run_id="r", attempt=2,
+               status=200, error=None, duration=0.0)
+    notify("taskless_attempt_finished", queue="q", name="j", run_id="r", attempt=3,
+           status=200, error=None, duration=0.0)
+    assert seen == [2]

@@ -22,7 +22,7 @@ from taskless.core.errors import (
 )
 from taskless.core.hooks import hookimpl, registered
 from taskless.core.http import AsyncHttpTransport, HttpTransport
-from taskless.core.models import Job, JobOptions, JobState
+from taskless.core.models import Job, JobOptions, JobState, merge_options, parse_options
 from taskless.core.queue import UNSET, AsyncQueue, BaseQueue, Queue, validate_name
 from taskless.core.settings import Settings
 from taskless.core.transport import ApiRequest, ApiResponse, AsyncTransport, Transport
@@ -190,6 +190,26 @@ async def test_queue_defaults_are_merged_and_headers_merge(make_queue: Any) -> N
         "enabled": False,
         "headers": {"x-app": "shop", "x-tenant": "7"},
     }
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        None,
+        {},
+        {"retries": 0},
+        {"run_at": "2025-01-01T10:00+01:00", "runEvery": "P1D", "timezone": "Europe/Paris"},
+        {"headers": {"X-Tenant": "7"}, "enabled": False, "runAt": None},
+        JobOptions(retries=2),
+    ],
+)
+@pytest.mark.parametrize("defaults", [None, {"retries": 3, "headers": {"x-app": "shop"}}])
+def test_the_options_sent_are_those_merged_over_the_defaults(
+    options: Any, defaults: Any
+) -> None:
+    queue = Queue("emails", settings=SETTINGS, transport=FakeTransport(), defaults=defaults)
+    expected = merge_options(queue.defaults, parse_options(options)).to_wire(only_set=True)
+    assert queue._options_wire(options) == expected
 
 
 @pytest.mark.parametrize(

@@ -192,3 +192,32 @@ def test_an_offset_of_a_day_or_more_says_the_range(offset: str) -> None:
 
 def test_an_offset_just_under_a_day_is_fine() -> None:
     assert parse_timestamp("2024-06-01T09:00+23:59").utcoffset() == timedelta(hours=23, minutes=59)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-02-30T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-01T24:00:00Z",
+     "2024-01-01T23:59:60Z", "0000-01-01T00:00:00.000000Z"],
+)
+def test_an_impossible_canonical_timestamp_gets_the_general_message(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_timestamp(text, field="at")
+    assert caught.value.field == "at"
+    assert caught.value.reason.startswith(f"{text!r} is not a valid timestamp: ")
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 250000, 999999])
+def test_the_utc_form_round_trips_in_utc(microsecond: int) -> None:
+    moment = datetime(2024, 6, 1, 9, 30, 5, microsecond, tzinfo=UTC)
+    text = format_timestamp(moment)
+    assert text.endswith("Z") and "+" not in text
+    parsed = parse_timestamp(text)
+    assert parsed == moment and parsed.tzinfo is UTC
+
+
+def test_format_timestamp_of_a_zero_offset_zone_is_z() -> None:
+    moment = datetime(2024, 1, 15, 12, 0, 0, 5, tzinfo=ZoneInfo("Europe/London"))
+    assert format_timestamp(moment) == "2024-01-15T12:00:00.000005Z"
+    assert format_timestamp(datetime(2024, 7, 15, 12, tzinfo=ZoneInfo("Europe/London"))) == (
+        "2024-07-15T12:00:00+01:00"
+    )
