@@ -75,6 +75,24 @@ def test_records_are_copies(fake: TasklessFake) -> None:
     assert enqueued.given_options == {"retries": 2} and enqueued.options.retries == 2
 
 
+def test_recorded_answers_are_the_jobs_as_answered_then(fake: TasklessFake) -> None:
+    queue = fake.queue("q")
+    answered = queue.enqueue("j", {"items": [1]})
+    queue.update("j", {"items": [2]}, {"headers": {"x-a": "1"}})
+    assert fake.enqueued("j")[0].given_options == {}
+    put, patch = fake.calls
+    response = put.response
+    assert response["payload"] == {"items": [1]} and response["options"]["headers"] == {}
+    assert response["id"] == answered.id and response["state"] == "scheduled"
+    assert response["createdAt"] == response["updatedAt"] == "2024-01-01T00:00:00Z"
+    response["payload"]["items"].append(3)
+    response["options"]["headers"]["x-b"] = "2"
+    assert put.response["payload"] == {"items": [1]} and put.response["options"]["headers"] == {}
+    assert patch.response["payload"] == {"items": [2]}
+    assert patch.response["options"]["headers"] == {"x-a": "1"}
+    fake.assert_enqueued("j", payload={"items": [1]}, times=1)
+
+
 def test_one_big_step_delivers_every_occurrence_in_time_order(fake: TasklessFake) -> None:
     fake.handle("q", Recorder())
     queue = fake.queue("q")
