@@ -71,7 +71,7 @@ def ensure_postgres() -> None:
 
 
 def run(*args: str) -> int:
-    return subprocess.run([str(PYTHON), *args], cwd=ROOT).returncode
+    return subprocess.run([str(PYTHON), *args], cwd=ROOT, check=False).returncode
 
 
 def main(argv: list[str]) -> int:

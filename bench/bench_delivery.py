@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ class Bench:
         n = self.args.n
         await client.post(f"{self.app}/reset")
         margin = 3.0 + n / 400
-        due = datetime.now(timezone.utc) + timedelta(seconds=margin)
+        due = datetime.now(UTC) + timedelta(seconds=margin)
         took = await self.enqueue(client, [(f"t{i}", due.isoformat()) for i in range(n)])
         if took > margin:
             print(f"  warning: enqueueing took {took:.1f} s, past the due instant", flush=True)
@@ -156,7 +156,7 @@ class Bench:
     async def lateness(self, client: httpx.AsyncClient) -> dict[str, float]:
         n = self.args.lateness_jobs
         await client.post(f"{self.app}/reset")
-        base = datetime.now(timezone.utc) + timedelta(seconds=2)
+        base = datetime.now(UTC) + timedelta(seconds=2)
         jobs = [(f"l{i}", (base + timedelta(seconds=random.uniform(0, 2))).isoformat())
                 for i in range(n)]
         await self.enqueue(client, jobs)
@@ -166,7 +166,7 @@ class Bench:
                 "p99_ms": percentile(late_ms, 0.99), "max_ms": max(late_ms)}
 
     def signed_request(self, i: int) -> tuple[bytes, dict[str, str]]:
-        body = build_envelope("bench", f"bare{i}", 1, datetime.now(timezone.utc), {"n": i})
+        body = build_envelope("bench", f"bare{i}", 1, datetime.now(UTC), {"n": i})
         headers = signed_headers(body, DEV_SIGNING_SECRET, msg_id=f"run_bare{i}")
         return body, {**headers, "content-type": "application/json"}
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ class OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return f"  {time.strftime('%H:%M:%S')}  (app log) {record.getMessage()}"
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+    def formatException(self, ei: Any) -> str:
         return ""
 
 
@@ -114,7 +114,7 @@ async def run_demo(job_port: int, app_port: int) -> int:
     print(f"job server  http://127.0.0.1:{job_port}   (taskless dev, SQLite)")
     print(f"FastAPI app http://127.0.0.1:{app_port}   (uvicorn; receiver at /api/queues/<queue>)")
     print("\nenqueueing (deliveries print as they arrive, from now on):")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     soon = (now + timedelta(seconds=4)).isoformat(timespec="seconds")
     plans = [
         (example.send_email, "welcome-42",

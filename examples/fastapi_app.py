@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -29,7 +29,7 @@ deliveries: list[tuple[str, str, int, float]] = []
 
 
 def record(meta: JobMeta, note: str = "") -> None:
-    lateness = (datetime.now(timezone.utc) - meta.scheduled_at).total_seconds()
+    lateness = (datetime.now(UTC) - meta.scheduled_at).total_seconds()
     deliveries.append((meta.queue, meta.name, meta.attempt, lateness))
     print(
         f"  {time.strftime('%H:%M:%S')}  {meta.queue + '/' + meta.name:<20} attempt {meta.attempt}"

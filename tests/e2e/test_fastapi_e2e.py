@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,9 +14,9 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from taskless import JobMeta, JobNotFound
+from taskless.core.envelope import build_envelope
 from taskless.core.settings import Settings
 from taskless.core.signing import signed_headers
-from taskless.core.envelope import build_envelope
 from taskless.integrations.fastapi import Taskless
 from taskless.server.runner import ServerThread
 
@@ -65,7 +66,7 @@ async def app(
 
 @pytest.mark.anyio
 async def test_job_due_in_two_seconds_is_delivered_once_and_not_early(app: App) -> None:
-    due = datetime.now(timezone.utc) + timedelta(seconds=2)
+    due = datetime.now(UTC) + timedelta(seconds=2)
     job = await app.send_email.enqueue("later", Email(to="ada@example.com"), {"runAt": due})
     assert job.state.value == "scheduled"
     assert job.next_run_at == due
@@ -85,7 +86,7 @@ async def test_job_due_in_two_seconds_is_delivered_once_and_not_early(app: App) 
 
 @pytest.mark.anyio
 async def test_recurring_job_is_delivered_on_its_grid(app: App) -> None:
-    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     await app.send_email.enqueue(
         "tick", Email(to="grid@example.com"), {"runAt": start, "runEvery": "PT1S"}
     )
@@ -112,13 +113,13 @@ async def test_failing_handler_is_attempted_retries_plus_one_times(
     deadline = time.monotonic() + 5
     while (job := await app.always_fails.get("doomed")) is not None and job.state.value != "failed":
         assert time.monotonic() < deadline, job
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
     assert job is not None and job.state.value == "failed"
 
 
 @pytest.mark.anyio
 async def test_tampered_delivery_is_refused_and_never_reaches_the_handler(app: App) -> None:
-    body = build_envelope("emails", "forged", 1, datetime.now(timezone.utc), {"to": "a@b.c"})
+    body = build_envelope("emails", "forged", 1, datetime.now(UTC), {"to": "a@b.c"})
     headers = signed_headers(body, app.settings.signing_secret, msg_id="run_forged")
     tampered = body.replace(b"a@b.c", b"x@b.c")
     endpoint = f"{app.thread.url}/api/queues/emails"
@@ -135,7 +136,7 @@ async def test_update_get_and_delete_against_the_real_server(app: App) -> None:
     with pytest.raises(JobNotFound):
         await app.send_email.update("nobody", options={"retries": 2})
     assert await app.send_email.get("nobody") is None
-    far = datetime(2099, 1, 1, tzinfo=timezone.utc)
+    far = datetime(2099, 1, 1, tzinfo=UTC)
     await app.send_email.enqueue("kept", Email(to="k@example.com"), {"runAt": far, "retries": 4})
     updated = await app.send_email.update("kept", options={"retries": 2})
     assert updated.options.retries == 2
