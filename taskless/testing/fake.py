@@ -92,15 +92,18 @@ class ApiCall:
     __slots__ = ("_body", "_response", "at", "method", "path", "status")
 
     def __init__(
-        self, method: str, path: str, body: bytes, status: int, response: Any, at: datetime
+        self, method: str, path: str, body: Any, status: int, response: Any, at: datetime
     ) -> None:
         self.method, self.path, self.status, self.at = method, path, status, at
-        self._body, self._response = body, response
+        self._body, self._response = body, response  # body: see _request_body
 
     @property
     def json(self) -> Any:
         """The request body (``None`` when there was none)."""
-        return json.loads(self._body) if self._body else None
+        body = self._body
+        if type(body) is bytes:
+            return json.loads(body) if body else None
+        return _copy(body)
 
     @property
     def response(self) -> Any:
@@ -442,8 +445,7 @@ class TasklessFake:
 
     def handle_api(self, request: ApiRequest) -> ApiResponse:
         """Answer one job server API request, as the job server would."""
-        # Through JSON both ways, as on the wire: nothing is shared with the caller's objects.
-        raw = b"" if request.json is None else _ENCODER.encode(request.json).encode("utf-8")
+        raw = _request_body(request.json)
         with self._lock:
             now = self.now
             try:
@@ -457,7 +459,7 @@ class TasklessFake:
             body = api.render_job(body)
         return ApiResponse(status, _detached(body), {"content-type": "application/json"})
 
-    def _route(self, method: str, target: str, raw: bytes, now: datetime) -> tuple[int, Any]:
+    def _route(self, method: str, target: str, raw: Any, now: datetime) -> tuple[int, Any]:
         """The status and body of the answer; a job as its record (rendered by the caller)."""
         path, query = target, {}
         if "?" in target or "#" in target:
@@ -511,7 +513,7 @@ class TasklessFake:
             raise JobNotFound(*key)
         return record
 
-    def _job_route(self, method: str, key: Key, raw: bytes, now: datetime) -> tuple[int, Any]:
+    def _job_route(self, method: str, key: Key, raw: Any, now: datetime) -> tuple[int, Any]:
         queue, name = key
         if method == "GET":
             return 200, self._found(key)
@@ -520,24 +522,24 @@ class TasklessFake:
             self._remove(key)
             return 200, record
         if method == "PUT":
-            job = api.parse_job_input(api.parse_json_body(raw), self.policy)
+            job = api.parse_job_input(_read(raw), self.policy)
             before = self._jobs.get(key)
             after = self._write(api.apply_put(before, queue, name, job, now))
             self._log_enqueue(after, job, before is None, now)
             return (201 if before is None else 200), after
-        patch = api.parse_job_patch(api.parse_json_body(raw), self.policy)
+        patch = api.parse_job_patch(_read(raw), self.policy)
         return 200, self._write(api.apply_patch(self._jobs.get(key), queue, name, patch, now))
 
-    def _create(self, queue: str, raw: bytes, now: datetime) -> tuple[int, Any]:
-        job = api.parse_job_input(api.parse_json_body(raw), self.policy)
+    def _create(self, queue: str, raw: Any, now: datetime) -> tuple[int, Any]:
+        job = api.parse_job_input(_read(raw), self.policy)
         name = api.generate_name()
         after = self._write(api.apply_put(self._jobs.get((queue, name)), queue, name, job, now))
         self._log_enqueue(after, job, True, now)
         return 201, after
 
-    def _batch(self, queue: str, raw: bytes, now: datetime) -> tuple[int, Any]:
+    def _batch(self, queue: str, raw: Any, now: datetime) -> tuple[int, Any]:
         results: list[dict[str, Any]] = []
-        for item in api.parse_batch(api.parse_json_body(raw), self.policy):
+        for item in api.parse_batch(_read(raw), self.policy):
             if isinstance(item, ValidationError):
                 status, body = api.render_error(item)
                 results.append({"status": status, **body})
@@ -985,6 +987,86 @@ class TasklessFake:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _request_body(value: Any) -> Any:
+    """A request body (``ApiRequest.json``) as the job server receives it: nothing shared with
+    the caller's objects, and what JSON cannot carry failing as it does on the wire.
+
+    Its JSON text (what the HTTP transport sends), or, for a small body of plain JSON values,
+    the body read already: a copy, which is what the text would read back as (see
+    :func:`_plain_copy`), at a fraction of the cost. :func:`_read` reads either.
+    """
+    if value is None:
+        return b""
+    try:
+        copy, _ = _plain_copy(value, api.MAX_BODY_BYTES)
+    except _NotPlain:
+        return _ENCODER.encode(value).encode("utf-8")
+    return copy
+
+
+def _read(body: Any) -> Any:
+    """A body of :func:`_request_body` as :func:`taskless.core.api.parse_json_body` reads it
+    (with its errors)."""
+    return api.parse_json_body(body) if type(body) is bytes else body
+
+
+class _NotPlain(Exception):
+    """Raised by :func:`_plain_copy` at a value it leaves to JSON."""
+
+
+# A body is read without JSON text when it has at most this many values (bigger ones go
+# faster through the C encoder and decoder), within the API's size limit.
+_PLAIN_VALUES: Final = 32
+_VALUE_COST: Final = api.MAX_BODY_BYTES // _PLAIN_VALUES
+
+
+def _plain_copy(value: Any, budget: int) -> tuple[Any, int]:
+    """A copy of ``value`` and what is left of ``budget`` once each value and the most its
+    JSON text could take are paid for; raises :class:`_NotPlain` for a value that is not
+    plain or once the budget runs out.
+
+    Plain: exact dicts with ASCII string keys, lists, ASCII strings, finite floats, ints of
+    at most 2000 bits, booleans and None. Their compact JSON text (``ensure_ascii=False``)
+    reads back as an equal copy: key order kept, every float exactly (``repr``), no integer
+    near ``sys.get_int_max_str_digits()`` (640 digits at least). Anything else (a tuple, a
+    non-string key, NaN, a str subclass, text that is not ASCII) goes through JSON, which
+    converts or refuses it.
+    """
+    budget -= _VALUE_COST
+    if budget < 0:
+        raise _NotPlain
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            raise _NotPlain
+        return value, budget - 6 * len(value) - 2  # '\u001f' is the longest escape
+    if kind is dict:
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                raise _NotPlain
+            copy[key], budget = _plain_copy(item, budget - 6 * len(key) - 4)
+        return copy, budget - 2
+    if kind is list:
+        items = []
+        for item in value:
+            item, budget = _plain_copy(item, budget - 1)
+            items.append(item)
+        return items, budget - 2
+    if kind is int:
+        bits = value.bit_length()
+        if bits > 2000:
+            raise _NotPlain
+        return value, budget - (bits * 31 // 100 + 3)
+    if kind is float:
+        if value - value != 0.0:  # inf or nan
+            raise _NotPlain
+        return value, budget - 25  # '-1.7976931348623157e+308'
+    if value is None or kind is bool:
+        return value, budget - 5
+    raise _NotPlain
 
 
 def _copy(value: Any) -> Any:
