@@ -4,6 +4,13 @@ direct mode (the handler function called, payload validated against its type).
     .venv/bin/python bench/bench_fake.py            # 10,000 jobs, best of 5 rounds
     .venv/bin/python bench/bench_fake.py -n 50000 -r 3
 
+Each enqueue goes the whole way a test's does: the Queue client (payload and options checks,
+the response read back into a ``Job``), the memory transport, the job server API of
+``taskless.core.api`` and the state machine of ``taskless.core.engine``; each delivery starts
+and finishes an attempt there and calls the handler. The garbage collector stays on, as in a
+test run, and the fake keeps its records (calls, enqueues, deliveries, runs). The goal: 10,000
+jobs well under a second on a developer machine; the round with the lowest total is shown.
+
 Also times the fake's virtual clock: a weekly job driven over a year in 15-minute steps.
 """
 
