@@ -1,6 +1,6 @@
 """Job server stores: the :class:`Store` interface and its implementations.
 
-:func:`open_store` picks the implementation by the URL of ``TASKLESS_DATABASE``:
+:func:`store_for_url` picks the implementation by the URL of ``TASKLESS_DATABASE``:
 ``sqlite:///path/to/file.db`` (the default, ``.taskless/taskless.db``) or
 ``postgresql://...``.
 """

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import random
 import uuid
@@ -58,9 +57,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from taskless.core.engine import DEFAULT_LEASE, JobRecord, start_attempt
 from taskless.core.errors import ConfigurationError
-from taskless.core.models import JobOptions, JobState, Run
-from taskless.core.timeutil import format_timestamp
+from taskless.core.models import Run
 
+from ._sql import JOB_COLUMNS, RUN_COLUMNS, Rows, apply_change, dumps
 from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Store, StoreUnavailable
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
@@ -120,14 +119,9 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
 #: The schema version this code writes (rows of ``taskless_schema``).
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
-_JOB_COLUMNS: Final = (
-    "id, queue, name, endpoint, payload, encrypted, enabled, headers, retries, run_at, "
-    "run_every, timezone, state, next_run_at, occurrence, run_id, attempt, scheduled_at, "
-    "version, lease_until, created_at, updated_at"
-)
-_SELECT_JOB: Final = f"SELECT {_JOB_COLUMNS} FROM taskless_jobs WHERE queue = %s AND name = %s"
+_SELECT_JOB: Final = f"SELECT {JOB_COLUMNS} FROM taskless_jobs WHERE queue = %s AND name = %s"
 _INSERT_JOB: Final = (
-    f"INSERT INTO taskless_jobs ({_JOB_COLUMNS}, due_at) VALUES ({', '.join(['%s'] * 23)}) "
+    f"INSERT INTO taskless_jobs ({JOB_COLUMNS}, due_at) VALUES ({', '.join(['%s'] * 23)}) "
     "ON CONFLICT (queue, name) DO NOTHING"
 )
 _UPDATE_JOB: Final = (
@@ -138,7 +132,7 @@ _UPDATE_JOB: Final = (
     "WHERE id = %s"
 )
 _CLAIM: Final = (
-    f"SELECT {_JOB_COLUMNS} FROM taskless_jobs WHERE due_at <= %s "
+    f"SELECT {JOB_COLUMNS} FROM taskless_jobs WHERE due_at <= %s "
     "ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 _STATE_COLUMNS: Final = (
@@ -168,7 +162,7 @@ _LOCK_JOBS: Final = (
     "SELECT id FROM taskless_jobs WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE"
 )
 _SELECT_FOR_UPDATE: Final = (
-    f"SELECT {_JOB_COLUMNS} FROM taskless_jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+    f"SELECT {JOB_COLUMNS} FROM taskless_jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
 )
 _INSERT_RUNS: Final = """
 INSERT INTO taskless_runs (job_id, run_id, attempt, scheduled_at, started_at, finished_at,
@@ -191,7 +185,6 @@ DELETE FROM taskless_runs AS r USING (
 WHERE r.job_id = old.id AND r.seq <= old.seq
 """
 
-_STATES: Final = {state.value: state for state in JobState}
 # Advisory lock key space of the schema migration (with the schema name mixed in).
 _LOCK_NAMESPACE: Final = "taskless schema migration"
 _RETRIES_ON_CONFLICT: Final = 5
@@ -199,85 +192,20 @@ _RETRIES_ON_CONFLICT: Final = 5
 _TIMEOUT_WHILE_DOWN: Final = 1.0
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
 def _iso(dt: datetime | None) -> str | None:
     """A timestamp for ``jsonb_to_recordset`` (microseconds kept, offset explicit)."""
     return None if dt is None else dt.isoformat()
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    return None if dt is None else dt.astimezone(UTC)
+def _utc(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
 
 
-def _record(row: Sequence[Any]) -> JobRecord:
-    (id_, queue, name, endpoint, payload, encrypted, enabled, headers, retries, run_at,
-     run_every, tz, state, next_run_at, occurrence, run_id, attempt, scheduled_at, version,
-     lease_until, created_at, updated_at) = row
-    # Stored options were validated when written: construct without validating again.
-    options = JobOptions.model_construct(
-        enabled=enabled,
-        headers=json.loads(headers),
-        retries=retries,
-        run_at=datetime.fromisoformat(run_at),
-        run_every=run_every,
-        timezone=tz,
-    )
-    body = json.loads(payload)
-    return JobRecord(
-        id=id_,
-        queue=queue,
-        name=name,
-        endpoint=endpoint,
-        payload=None if encrypted else body,
-        encrypted=body if encrypted else None,
-        options=options,
-        state=_STATES[state],
-        next_run_at=_utc(next_run_at),
-        occurrence=occurrence,
-        run_id=run_id,
-        attempt=attempt,
-        scheduled_at=_utc(scheduled_at),
-        version=version,
-        lease_until=_utc(lease_until),
-        created_at=created_at.astimezone(UTC),
-        updated_at=updated_at.astimezone(UTC),
-    )
+def _as_is(dt: datetime) -> datetime:
+    return dt  # psycopg sends datetimes as timestamptz
 
 
-def _config_values(r: JobRecord) -> tuple[Any, ...]:
-    o = r.options
-    return (
-        r.endpoint,
-        _dumps(r.encrypted if r.encrypted is not None else r.payload),
-        r.encrypted is not None,
-        o.enabled,
-        _dumps(o.headers),
-        o.retries,
-        format_timestamp(r.run_at),
-        o.run_every,
-        o.timezone,
-    )
-
-
-def _state_values(r: JobRecord) -> tuple[Any, ...]:
-    return (r.state.value, r.next_run_at, r.occurrence, r.run_id, r.attempt, r.scheduled_at)
-
-
-def _insert_values(r: JobRecord) -> tuple[Any, ...]:
-    return (
-        r.id, r.queue, r.name, *_config_values(r), *_state_values(r), r.version,
-        r.lease_until, r.created_at, r.updated_at, r.due_at,
-    )
-
-
-def _update_values(r: JobRecord) -> tuple[Any, ...]:
-    return (
-        *_config_values(r), *_state_values(r), r.version, r.lease_until, r.created_at,
-        r.updated_at, r.due_at, r.id,
-    )
+_ROWS: Final = Rows(time_in=_as_is, time_out=_utc)
 
 
 def _state_json(r: JobRecord) -> dict[str, Any]:
@@ -308,22 +236,6 @@ def _run_json(job_id: str, run: Run) -> dict[str, Any]:
         "error": run.error,
         "next_retry_at": _iso(run.next_retry_at),
     }
-
-
-def _run_from_row(row: Sequence[Any]) -> Run:
-    (run_id, attempt, scheduled_at, started_at, finished_at, status, status_code, error,
-     next_retry_at) = row
-    return Run.model_construct(
-        run_id=run_id,
-        attempt=attempt,
-        scheduled_at=scheduled_at.astimezone(UTC),
-        started_at=started_at.astimezone(UTC),
-        finished_at=_utc(finished_at),
-        status=status,
-        status_code=status_code,
-        error=error,
-        next_retry_at=_utc(next_retry_at),
-    )
 
 
 def describe_url(url: str) -> str:
@@ -667,7 +579,7 @@ class PostgresStore(Store):
     async def get(self, queue: str, name: str) -> JobRecord | None:
         async def get(conn: Conn) -> JobRecord | None:
             row = await (await conn.execute(_SELECT_JOB, (queue, name))).fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else _ROWS.job(row)
 
         return await self._read(get)
 
@@ -676,11 +588,11 @@ class PostgresStore(Store):
     ) -> list[JobRecord]:
         async def list_jobs(conn: Conn) -> list[JobRecord]:
             cursor = await conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM taskless_jobs WHERE queue = %s AND name > %s "
+                f"SELECT {JOB_COLUMNS} FROM taskless_jobs WHERE queue = %s AND name > %s "
                 "ORDER BY name LIMIT %s",
                 (queue, after or "", limit),
             )
-            return [_record(row) for row in await cursor.fetchall()]
+            return [_ROWS.job(row) for row in await cursor.fetchall()]
 
         return await self._read(list_jobs)
 
@@ -692,18 +604,14 @@ class PostgresStore(Store):
             row = await (
                 await conn.execute(_SELECT_JOB + " FOR NO KEY UPDATE", (queue, name))
             ).fetchone()
-            before = None if row is None else _record(row)
-            after = change(before)
-            if after is None or after is before:
+            before = None if row is None else _ROWS.job(row)
+            after = apply_change(change, before, queue, name)
+            if after is None:
                 return before, before
-            if (after.queue, after.name) != (queue, name):
-                raise ValueError("a change may not move a job to another queue or name")
-            if before is not None and after.id != before.id:
-                raise ValueError("a change may not give a job another id")
             # One statement writes, and sends the NOTIFY if it wrote (a CTE).
             statement, values = (
-                (_INSERT_JOB, _insert_values(after)) if before is None
-                else (_UPDATE_JOB, _update_values(after))
+                (_INSERT_JOB, _ROWS.insert_values(after)) if before is None
+                else (_UPDATE_JOB, _ROWS.update_values(after))
             )
             if notify and after.due_at is not None:
                 cursor = await conn.execute(
@@ -775,11 +683,11 @@ class PostgresStore(Store):
             row = await (
                 await conn.execute(
                     f"DELETE FROM taskless_jobs WHERE queue = %s AND name = %s "
-                    f"RETURNING {_JOB_COLUMNS}",
+                    f"RETURNING {JOB_COLUMNS}",
                     (queue, name),
                 )
             ).fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else _ROWS.job(row)
 
         return await self._transaction(delete)
 
@@ -795,8 +703,8 @@ class PostgresStore(Store):
             rows = await (await conn.execute(_CLAIM, (now, limit))).fetchall()
             if not rows:
                 return []
-            started = [start_attempt(_record(row), now, lease) for row in rows]
-            await conn.execute(_UPDATE_STATES, (_dumps([_state_json(r) for r in started]),))
+            started = [start_attempt(_ROWS.job(row), now, lease) for row in rows]
+            await conn.execute(_UPDATE_STATES, (dumps([_state_json(r) for r in started]),))
             return started
 
         return await self._transaction(claim)
@@ -826,7 +734,7 @@ class PostgresStore(Store):
                     }
                     for _, a, record in writes
                 ]
-                cursor = await conn.execute(_UPDATE_STATES_IF_UNCHANGED, (_dumps(rows),))
+                cursor = await conn.execute(_UPDATE_STATES_IF_UNCHANGED, (dumps(rows),))
                 applied = {(row[0], row[1]) for row in await cursor.fetchall()}
             written = {
                 i: record for i, a, record in writes
@@ -839,7 +747,7 @@ class PostgresStore(Store):
                 for i, a in enumerate(attempts) if a.started.id in existing
             ]
             if runs:
-                await conn.execute(_INSERT_RUNS, (_dumps(runs),))
+                await conn.execute(_INSERT_RUNS, (dumps(runs),))
                 await conn.execute(_PRUNE_RUNS, (sorted(existing), self.history_limit))
             due = [r.due_at for r in written.values() if r.due_at is not None]
             if due:
@@ -871,7 +779,7 @@ class PostgresStore(Store):
             return
         ids = sorted({attempts[i].started.id for i in retry})
         rows = await (await conn.execute(_SELECT_FOR_UPDATE, (ids,))).fetchall()
-        current = {row[0]: _record(row) for row in rows}
+        current = {row[0]: _ROWS.job(row) for row in rows}
         updates: list[dict[str, Any]] = []
         for i in retry:
             a = attempts[i]
@@ -884,7 +792,7 @@ class PostgresStore(Store):
                 written[i] = current[a.started.id] = finished.record
                 updates.append(_state_json(finished.record))
         if updates:
-            await conn.execute(_UPDATE_STATES, (_dumps(updates),))
+            await conn.execute(_UPDATE_STATES, (dumps(updates),))
 
     async def next_due_at(self) -> datetime | None:
         async def next_due(conn: Conn) -> datetime | None:
@@ -893,7 +801,7 @@ class PostgresStore(Store):
                     "SELECT min(due_at) FROM taskless_jobs WHERE due_at IS NOT NULL"
                 )
             ).fetchone()
-            return _utc(row[0]) if row else None
+            return _utc(row[0]) if row and row[0] is not None else None
 
         return await self._read(next_due)
 
@@ -911,12 +819,11 @@ class PostgresStore(Store):
                 if row is None:
                     return None
                 cursor = await conn.execute(
-                    "SELECT run_id, attempt, scheduled_at, started_at, finished_at, status, "
-                    "status_code, error, next_retry_at FROM taskless_runs WHERE job_id = %s "
+                    f"SELECT {RUN_COLUMNS} FROM taskless_runs WHERE job_id = %s "
                     "ORDER BY seq DESC LIMIT %s",
                     (row[0], limit),
                 )
-                return [_run_from_row(r) for r in await cursor.fetchall()]
+                return [_ROWS.run(r) for r in await cursor.fetchall()]
 
         return await self._read(runs)
 

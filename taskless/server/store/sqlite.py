@@ -17,7 +17,6 @@ several job server processes, use PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import sys
@@ -30,9 +29,9 @@ from typing import Any, Final, TypeVar
 
 from taskless.core.engine import DEFAULT_LEASE, JobRecord, start_attempt
 from taskless.core.errors import ConfigurationError
-from taskless.core.models import JobOptions, JobState, Run
-from taskless.core.timeutil import format_timestamp
+from taskless.core.models import Run
 
+from ._sql import JOB_COLUMNS, RUN_COLUMNS, Rows, apply_change
 from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Store, StoreUnavailable
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -89,13 +88,9 @@ CREATE TABLE runs (
 CREATE INDEX runs_job ON runs (job_id, seq);
 """
 
-_JOB_COLUMNS: Final = (
-    "id, queue, name, endpoint, payload, encrypted, enabled, headers, retries, run_at, "
-    "run_every, timezone, state, next_run_at, occurrence, run_id, attempt, scheduled_at, "
-    "version, lease_until, created_at, updated_at"
-)
+_SELECT_JOB: Final = f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue=? AND name=?"
 _INSERT_JOB: Final = (
-    f"INSERT INTO jobs ({_JOB_COLUMNS}, due_at) VALUES ({', '.join('?' * 23)})"
+    f"INSERT INTO jobs ({JOB_COLUMNS}, due_at) VALUES ({', '.join('?' * 23)})"
 )
 _UPDATE_JOB: Final = """
 UPDATE jobs SET endpoint=?, payload=?, encrypted=?, enabled=?, headers=?, retries=?, run_at=?,
@@ -121,8 +116,6 @@ DELETE FROM runs WHERE job_id=? AND seq <= (
     SELECT seq FROM runs WHERE job_id=? ORDER BY seq DESC LIMIT 1 OFFSET ?)
 """
 
-_STATES: Final = {state.value: state for state in JobState}
-
 
 def _us(dt: datetime) -> int:
     return (dt - _EPOCH) // _US
@@ -132,97 +125,16 @@ def _us_or_none(dt: datetime | None) -> int | None:
     return None if dt is None else (dt - _EPOCH) // _US
 
 
-def _dt(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
-
-
-def _dt_required(us: int) -> datetime:
+def _dt(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _record(row: tuple[Any, ...]) -> JobRecord:
-    (id_, queue, name, endpoint, payload, encrypted, enabled, headers, retries, run_at,
-     run_every, tz, state, next_run_at, occurrence, run_id, attempt, scheduled_at, version,
-     lease_until, created_at, updated_at) = row
-    # Stored options were validated when written: construct without validating again.
-    options = JobOptions.model_construct(
-        enabled=bool(enabled),
-        headers=json.loads(headers),
-        retries=retries,
-        run_at=datetime.fromisoformat(run_at),
-        run_every=run_every,
-        timezone=tz,
-    )
-    body = json.loads(payload)
-    return JobRecord(
-        id=id_,
-        queue=queue,
-        name=name,
-        endpoint=endpoint,
-        payload=None if encrypted else body,
-        encrypted=body if encrypted else None,
-        options=options,
-        state=_STATES[state],
-        next_run_at=_dt(next_run_at),
-        occurrence=occurrence,
-        run_id=run_id,
-        attempt=attempt,
-        scheduled_at=_dt(scheduled_at),
-        version=version,
-        lease_until=_dt(lease_until),
-        created_at=_dt_required(created_at),
-        updated_at=_dt_required(updated_at),
-    )
-
-
-def _config_values(r: JobRecord) -> tuple[Any, ...]:
-    o = r.options
-    return (
-        r.endpoint,
-        _dumps(r.encrypted if r.encrypted is not None else r.payload),
-        int(r.encrypted is not None),
-        int(o.enabled),
-        _dumps(o.headers),
-        o.retries,
-        format_timestamp(r.run_at),
-        o.run_every,
-        o.timezone,
-    )
-
-
-def _state_values(r: JobRecord) -> tuple[Any, ...]:
-    return (
-        r.state.value,
-        _us_or_none(r.next_run_at),
-        r.occurrence,
-        r.run_id,
-        r.attempt,
-        _us_or_none(r.scheduled_at),
-    )
-
-
-def _insert_values(r: JobRecord) -> tuple[Any, ...]:
-    return (
-        r.id, r.queue, r.name, *_config_values(r), *_state_values(r), r.version,
-        _us_or_none(r.lease_until), _us(r.created_at), _us(r.updated_at),
-        _us_or_none(r.due_at),
-    )
-
-
-def _update_values(r: JobRecord) -> tuple[Any, ...]:
-    return (
-        *_config_values(r), *_state_values(r), r.version, _us_or_none(r.lease_until),
-        _us(r.created_at), _us(r.updated_at), _us_or_none(r.due_at), r.id,
-    )
+_ROWS: Final = Rows(time_in=_us, time_out=_dt)
 
 
 def _state_update_values(r: JobRecord) -> tuple[Any, ...]:
     return (
-        *_state_values(r), _us_or_none(r.lease_until), _us(r.updated_at),
+        *_ROWS.state_values(r), _us_or_none(r.lease_until), _us(r.updated_at),
         _us_or_none(r.due_at), r.id,
     )
 
@@ -232,22 +144,6 @@ def _run_values(job_id: str, run: Run) -> tuple[Any, ...]:
         job_id, run.run_id, run.attempt, _us(run.scheduled_at), _us(run.started_at),
         _us_or_none(run.finished_at), run.status, run.status_code, run.error,
         _us_or_none(run.next_retry_at), job_id,
-    )
-
-
-def _run_from_row(row: tuple[Any, ...]) -> Run:
-    (run_id, attempt, scheduled_at, started_at, finished_at, status, status_code, error,
-     next_retry_at) = row
-    return Run.model_construct(
-        run_id=run_id,
-        attempt=attempt,
-        scheduled_at=_dt_required(scheduled_at),
-        started_at=_dt_required(started_at),
-        finished_at=_dt(finished_at),
-        status=status,
-        status_code=status_code,
-        error=error,
-        next_retry_at=_dt(next_retry_at),
     )
 
 
@@ -434,10 +330,8 @@ class SQLiteStore(Store):
         return await self._call(self._get_sync, queue, name)
 
     def _get_sync(self, queue: str, name: str) -> JobRecord | None:
-        row = self._connection().execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name=?", (queue, name)
-        ).fetchone()
-        return None if row is None else _record(row)
+        row = self._connection().execute(_SELECT_JOB, (queue, name)).fetchone()
+        return None if row is None else _ROWS.job(row)
 
     async def list_jobs(
         self, queue: str, *, limit: int = 100, after: str | None = None
@@ -446,10 +340,10 @@ class SQLiteStore(Store):
 
     def _list_jobs_sync(self, queue: str, limit: int, after: str | None) -> list[JobRecord]:
         rows = self._connection().execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name>? ORDER BY name LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue=? AND name>? ORDER BY name LIMIT ?",
             (queue, after or "", limit),
         ).fetchall()
-        return [_record(row) for row in rows]
+        return [_ROWS.job(row) for row in rows]
 
     async def modify(
         self, queue: str, name: str, change: Change
@@ -464,21 +358,15 @@ class SQLiteStore(Store):
     def _modify_sync(
         self, conn: sqlite3.Connection, *, queue: str, name: str, change: Change
     ) -> tuple[JobRecord | None, JobRecord | None]:
-        row = conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name=?", (queue, name)
-        ).fetchone()
-        before = None if row is None else _record(row)
-        after = change(before)
-        if after is None or after is before:
+        row = conn.execute(_SELECT_JOB, (queue, name)).fetchone()
+        before = None if row is None else _ROWS.job(row)
+        after = apply_change(change, before, queue, name)
+        if after is None:
             return before, before
-        if (after.queue, after.name) != (queue, name):
-            raise ValueError("a change may not move a job to another queue or name")
         if before is None:
-            conn.execute(_INSERT_JOB, _insert_values(after))
+            conn.execute(_INSERT_JOB, _ROWS.insert_values(after))
         else:
-            if after.id != before.id:
-                raise ValueError("a change may not give a job another id")
-            conn.execute(_UPDATE_JOB, _update_values(after))
+            conn.execute(_UPDATE_JOB, _ROWS.update_values(after))
         return before, after
 
     async def modify_many(
@@ -512,12 +400,10 @@ class SQLiteStore(Store):
         return await self._write(partial(self._delete_sync, queue, name))
 
     def _delete_sync(self, queue: str, name: str, conn: sqlite3.Connection) -> JobRecord | None:
-        row = conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE queue=? AND name=?", (queue, name)
-        ).fetchone()
+        row = conn.execute(_SELECT_JOB, (queue, name)).fetchone()
         if row is None:
             return None
-        record = _record(row)
+        record = _ROWS.job(row)
         conn.execute("DELETE FROM jobs WHERE id=?", (record.id,))
         conn.execute("DELETE FROM runs WHERE job_id=?", (record.id,))
         return record
@@ -533,10 +419,10 @@ class SQLiteStore(Store):
         self, now: datetime, limit: int, lease: timedelta, conn: sqlite3.Connection
     ) -> list[JobRecord]:
         rows = conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE due_at <= ? ORDER BY due_at LIMIT ?",
             (_us(now), limit),
         ).fetchall()
-        started = [start_attempt(_record(row), now, lease) for row in rows]
+        started = [start_attempt(_ROWS.job(row), now, lease) for row in rows]
         conn.executemany(_UPDATE_STATE, [_state_update_values(r) for r in started])
         return started
 
@@ -572,8 +458,8 @@ class SQLiteStore(Store):
             elif attempt.finish is not None:
                 # Changed since the attempt started: judge the result against the job as it
                 # is now (this transaction holds the write lock, so it stays so).
-                row = execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (started.id,)).fetchone()
-                finished = attempt.finish(_record(row)) if row is not None else None
+                row = execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (started.id,)).fetchone()
+                finished = attempt.finish(_ROWS.job(row)) if row is not None else None
                 if finished is not None:
                     run = finished.run
                 if finished is not None and finished.applied and finished.record is not None:
@@ -598,7 +484,7 @@ class SQLiteStore(Store):
         (due,) = self._connection().execute(
             "SELECT min(due_at) FROM jobs WHERE due_at IS NOT NULL"
         ).fetchone()
-        return _dt(due)
+        return None if due is None else _dt(due)
 
     # -- run history
 
@@ -611,12 +497,10 @@ class SQLiteStore(Store):
         if row is None:
             return None
         rows = conn.execute(
-            "SELECT run_id, attempt, scheduled_at, started_at, finished_at, status, "
-            "status_code, error, next_retry_at FROM runs WHERE job_id=? "
-            "ORDER BY seq DESC LIMIT ?",
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE job_id=? ORDER BY seq DESC LIMIT ?",
             (row[0], limit),
         ).fetchall()
-        return [_run_from_row(r) for r in rows]
+        return [_ROWS.run(r) for r in rows]
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
