@@ -44,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio.to_thread
 from pydantic import TypeAdapter
@@ -289,34 +289,36 @@ class Receiver:
         """Everything before the handler; raises :class:`_Rejected` with the answer."""
         queue = self._match(request.path)
         if request.method.upper() != "POST":
-            _reject(405, "method_not_allowed", "deliveries are POST requests", {"allow": "POST"})
+            raise _Rejected(
+                _error(405, "method_not_allowed", "deliveries are POST requests", {"allow": "POST"})
+            )
         headers = {name.lower(): value for name, value in request.headers.items()}
         try:
             self.verifier.verify(headers, request.body)
         except SignatureError as exc:
             logger.warning("rejected a delivery to %s: %s", request.path, exc.message)
-            _reject(401, SignatureError.code, exc.message)
+            raise _Rejected(_error(401, SignatureError.code, exc.message))
         registration = self._registrations.get(queue) if queue is not None else None
         if registration is None:
-            _reject(404, "not_found", f"no queue is registered at {request.path}")
+            raise _Rejected(_error(404, "not_found", f"no queue is registered at {request.path}"))
         envelope = self._parse(request.body)
         if envelope.queue != registration.queue:
             logger.warning(
                 "rejected a delivery for queue %r sent to the route of queue %r",
                 envelope.queue, registration.queue,
             )
-            _reject(
+            raise _Rejected(_error(
                 401,
                 SignatureError.code,
                 f"this delivery is for queue {envelope.queue!r}, "
                 f"not {registration.queue!r} whose route it was sent to",
-            )
+            ))
         if envelope.encrypted is not None:
-            _reject(
+            raise _Rejected(_error(
                 422, "encrypted_payload",
                 "the payload is encrypted and this receiver cannot decrypt payloads",
                 field_name="encrypted",
-            )
+            ))
         meta = JobMeta(
             queue=registration.queue,
             name=envelope.job,
@@ -336,7 +338,7 @@ class Receiver:
         name = path[len(self.prefix) + 1 :] if path.startswith(self.prefix + "/") else ""
         if name and "/" not in name:
             return None
-        _reject(404, "not_found", f"no queue route at {path}")
+        raise _Rejected(_error(404, "not_found", f"no queue route at {path}"))
 
     @staticmethod
     def _parse(body: bytes) -> Envelope:
@@ -345,7 +347,7 @@ class Receiver:
         except ValidationError as exc:
             logger.warning("rejected a signed delivery with a malformed body: %s", exc.message)
             message = f"malformed delivery body: {exc.message}"
-            _reject(400, "bad_request", message, field_name=exc.field)
+            raise _Rejected(_error(400, "bad_request", message, field_name=exc.field))
 
     @staticmethod
     def _started(delivery: _Delivery) -> float:
@@ -378,17 +380,6 @@ class Receiver:
 
 
 # --- responses ---------------------------------------------------------------------------------
-
-
-def _reject(
-    status: int,
-    code: str,
-    message: str,
-    headers: Mapping[str, str] | None = None,
-    *,
-    field_name: str | None = None,
-) -> NoReturn:
-    raise _Rejected(_error(status, code, message, headers, field_name=field_name))
 
 
 def _error(

@@ -186,6 +186,11 @@ def _found(record: JobRecord | None, queue: str, name: str) -> JobRecord:
     return record
 
 
+def _job(record: JobRecord | None, queue: str, name: str, status: int = 200) -> Response:
+    """The job as the response; no job: :class:`JobNotFound` (404)."""
+    return _json(api.render_job(_found(record, queue, name)), status)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
@@ -223,22 +228,17 @@ def _taskless_error(exc: TasklessError) -> Response:
 async def _put_job(request: Request, state: ServerState) -> Response:
     queue, name = _path(request)
     job = api.parse_job_input(await _body(request), state.policy)
-    now = state.clock()
-    before, after = await state.store.modify(
-        queue, name, lambda current: api.apply_put(current, queue, name, job, now)
-    )
-    return _json(api.render_job(_found(after, queue, name)), 201 if before is None else 200)
+    change = _put_change(queue, name, job, state.clock())
+    before, after = await state.store.modify(queue, name, change)
+    return _job(after, queue, name, 201 if before is None else 200)
 
 
 async def _create_job(request: Request, state: ServerState) -> Response:
     queue, _ = _path(request)
     job = api.parse_job_input(await _body(request), state.policy)
     name = api.generate_name()
-    now = state.clock()
-    _, after = await state.store.modify(
-        queue, name, lambda current: api.apply_put(current, queue, name, job, now)
-    )
-    return _json(api.render_job(_found(after, queue, name)), 201)
+    _, after = await state.store.modify(queue, name, _put_change(queue, name, job, state.clock()))
+    return _job(after, queue, name, 201)
 
 
 async def _batch(request: Request, state: ServerState) -> Response:
@@ -276,8 +276,7 @@ def _put_change(queue: str, name: str, job: api.JobInput, now: datetime) -> Chan
 
 async def _get_job(request: Request, state: ServerState) -> Response:
     queue, name = _path(request)
-    record = _found(await state.store.get(queue, name), queue, name)
-    return _json(api.render_job(record))
+    return _job(await state.store.get(queue, name), queue, name)
 
 
 async def _patch_job(request: Request, state: ServerState) -> Response:
@@ -287,13 +286,12 @@ async def _patch_job(request: Request, state: ServerState) -> Response:
     _, after = await state.store.modify(
         queue, name, lambda current: api.apply_patch(current, queue, name, patch, now)
     )
-    return _json(api.render_job(_found(after, queue, name)))
+    return _job(after, queue, name)
 
 
 async def _delete_job(request: Request, state: ServerState) -> Response:
     queue, name = _path(request)
-    record = _found(await state.store.delete(queue, name), queue, name)
-    return _json(api.render_job(record))
+    return _job(await state.store.delete(queue, name), queue, name)
 
 
 async def _list_jobs(request: Request, state: ServerState) -> Response:
@@ -321,7 +319,7 @@ async def _run_now(request: Request, state: ServerState) -> Response:
         return run_now(_found(current, queue, name), now)
 
     _, after = await state.store.modify(queue, name, change)
-    return _json(api.render_job(_found(after, queue, name)))
+    return _job(after, queue, name)
 
 
 async def _healthz(request: Request) -> Response:

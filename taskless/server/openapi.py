@@ -22,6 +22,12 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _list_of(key: str, schema: str, description: str) -> dict[str, Any]:
+    """A response ``{key: [<schema>, ...]}``."""
+    array = {"type": "array", "items": _ref(schema)}
+    return _json({"type": "object", "properties": {key: array}}, description)
+
+
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 _NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
 
@@ -42,6 +48,14 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}
 _LIMIT = {
     "name": "limit", "in": "query", "required": False,
     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+}
+
+# What a client writes of a job: a whole one (JobInput) or a patch (JobPatch).
+_JOB_FIELDS = {
+    "payload": {"description": "Any JSON value."},
+    "encrypted": _ref("Encrypted"),
+    "endpoint": {"type": "string", "format": "uri"},
+    "options": _ref("JobOptions"),
 }
 
 _SCHEMAS: dict[str, Any] = {
@@ -77,23 +91,13 @@ _SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["endpoint"],
         "description": "Exactly one of payload and encrypted.",
-        "properties": {
-            "payload": {"description": "Any JSON value."},
-            "encrypted": _ref("Encrypted"),
-            "endpoint": {"type": "string", "format": "uri"},
-            "options": _ref("JobOptions"),
-        },
+        "properties": _JOB_FIELDS,
     },
     "JobPatch": {
         "type": "object",
         "additionalProperties": False,
         "description": "Only the fields given change; options too, field by field.",
-        "properties": {
-            "payload": {"description": "Any JSON value."},
-            "encrypted": _ref("Encrypted"),
-            "endpoint": {"type": "string", "format": "uri"},
-            "options": _ref("JobOptions"),
-        },
+        "properties": _JOB_FIELDS,
     },
     "Job": {
         "type": "object",
@@ -185,14 +189,7 @@ def openapi_document() -> dict[str, Any]:
                          "schema": {"type": "string"},
                          "description": "Only names after this one (paging)."},
                     ],
-                    "responses": {
-                        "200": _json(
-                            {"type": "object",
-                             "properties": {"jobs": {"type": "array", "items": _ref("Job")}}},
-                            "The jobs",
-                        ),
-                        **_ERRORS,
-                    },
+                    "responses": {"200": _list_of("jobs", "Job", "The jobs"), **_ERRORS},
                 },
                 "post": {
                     "operationId": "createJob",
@@ -226,11 +223,7 @@ def openapi_document() -> dict[str, Any]:
                         ),
                     },
                     "responses": {
-                        "200": _json(
-                            {"type": "object", "properties": {
-                                "results": {"type": "array", "items": _ref("BatchResult")}}},
-                            "One result per job, in order",
-                        ),
+                        "200": _list_of("results", "BatchResult", "One result per job, in order"),
                         **_ERRORS,
                     },
                 },
@@ -269,13 +262,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "The run history of a job, newest first",
                     "parameters": [_LIMIT],
                     "responses": {
-                        "200": _json(
-                            {"type": "object",
-                             "properties": {"runs": {"type": "array", "items": _ref("Run")}}},
-                            "The runs",
-                        ),
-                        **_NOT_FOUND,
-                        **_ERRORS,
+                        "200": _list_of("runs", "Run", "The runs"), **_NOT_FOUND, **_ERRORS,
                     },
                 },
             },

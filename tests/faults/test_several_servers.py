@@ -31,13 +31,19 @@ def queue(server: ServerProcess, deliveries: Deliveries) -> Queue[object]:
     return Queue("faults", endpoint=deliveries.endpoint, url=server.url, settings=Settings())
 
 
+def two_servers(
+    postgres_url: str, tmp_path: Path, servers: list[ServerProcess]
+) -> tuple[ServerProcess, ServerProcess]:
+    """Servers ``a`` and ``b`` on one PostgreSQL database, both started."""
+    for name in ("a", "b"):
+        servers.append(ServerProcess(postgres_url, tmp_path, name).start())
+    return servers[-2], servers[-1]
+
+
 def test_two_servers_deliver_each_job_and_each_occurrence_exactly_once(
     postgres_url: str, tmp_path: Path, deliveries: Deliveries, servers: list[ServerProcess]
 ) -> None:
-    a = ServerProcess(postgres_url, tmp_path, "a").start()
-    servers.append(a)
-    b = ServerProcess(postgres_url, tmp_path, "b").start()
-    servers.append(b)
+    a, b = two_servers(postgres_url, tmp_path, servers)
 
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     end = start + SPAN
@@ -77,10 +83,7 @@ def test_two_servers_deliver_each_job_and_each_occurrence_exactly_once(
 def test_twenty_threads_enqueuing_one_name_make_one_job(
     postgres_url: str, tmp_path: Path, deliveries: Deliveries, servers: list[ServerProcess]
 ) -> None:
-    a = ServerProcess(postgres_url, tmp_path, "a").start()
-    servers.append(a)
-    b = ServerProcess(postgres_url, tmp_path, "b").start()
-    servers.append(b)
+    a, b = two_servers(postgres_url, tmp_path, servers)
     later = datetime.now(UTC) + timedelta(hours=1)  # stays in the queue for inspection
     barrier = threading.Barrier(20)
     errors: list[BaseException] = []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.routing import Route
 
 from taskless.core.settings import Settings
@@ -41,15 +43,22 @@ def clock() -> Clock:
     return Clock()
 
 
+@asynccontextmanager
+async def serving(app: Starlette, api_key: str = API_KEY) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` (in-process, its lifespan running) that sends ``api_key``."""
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://jobs.test",
+        headers={"authorization": f"Bearer {api_key}"},
+    ) as client:
+        yield client
+
+
 async def _client(settings: Settings, tmp_path: Path, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         settings, store=SQLiteStore(tmp_path / "api.db"), dispatcher=False, clock=clock
     )
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://jobs.test",
-        headers={"authorization": f"Bearer {settings.api_key}"},
-    ) as client:
+    async with serving(app, settings.api_key) as client:
         yield client
 
 
@@ -318,10 +327,7 @@ async def test_store_failure_is_503_not_500(client: httpx.AsyncClient, tmp_path:
     app_store.get = broken  # type: ignore[method-assign]
     app_store.next_due_at = broken  # type: ignore[method-assign]
     app = create_app(SETTINGS, store=app_store, dispatcher=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://jobs.test",
-        headers={"authorization": f"Bearer {API_KEY}"},
-    ) as broken_client:
+    async with serving(app) as broken_client:
         response = await broken_client.get(JOB)
         assert response.status_code == 503
         assert error_of(response)["code"] == "unavailable"
@@ -336,10 +342,7 @@ async def test_unexpected_errors_are_json_500(tmp_path: Path) -> None:
 
     app_store.get = buggy  # type: ignore[method-assign]
     app = create_app(SETTINGS, store=app_store, dispatcher=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://jobs.test",
-        headers={"authorization": f"Bearer {API_KEY}"},
-    ) as buggy_client:
+    async with serving(app) as buggy_client:
         response = await buggy_client.get(JOB)
         assert response.status_code == 500
         assert error_of(response)["code"] == "internal"
