@@ -99,3 +99,18 @@ async def test_a_folder_that_cannot_be_created_names_the_setting(tmp_path: Path)
     store = SQLiteStore(str(blocker / "sub" / "taskless.db"))
     with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE: cannot create the folder"):
         await store.open()
+
+
+async def test_a_second_store_on_the_same_file_is_refused_even_through_a_symlink(
+    tmp_path: Path,
+) -> None:
+    first = SQLiteStore(str(tmp_path / "jobs.db"))
+    await first.open()
+    try:
+        link = tmp_path / "link.db"
+        link.symlink_to(tmp_path / "jobs.db")
+        for path in (str(tmp_path / "jobs.db"), str(link)):
+            with pytest.raises(ConfigurationError, match="in use by another job server"):
+                await SQLiteStore(path).open()
+    finally:
+        await first.close()

@@ -165,8 +165,9 @@ def database_path(url: str) -> str:
 
 def _lock_exclusively(path: str) -> int:
     """Hold an exclusive lock on ``<path>.lock`` (a file descriptor, held while open), or
-    refuse: one job server process per SQLite file."""
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    refuse: one job server process per SQLite file. The lock sits beside the real file, so
+    every path to it (relative, absolute, through a symlink) meets the same lock."""
+    fd = os.open(os.path.realpath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if sys.platform == "win32":
             import msvcrt
