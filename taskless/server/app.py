@@ -206,7 +206,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _error_result(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, StoreUnavailable):
         logger.error("%s", exc)
-        body = api.error_body("unavailable", "the job server's database is unavailable; retry")
+        body = api.error_body("unavailable", "the job server's database is unavailable")
         return 503, body
     if isinstance(exc, TasklessError):
         status, body = api.render_error(exc)
