@@ -6,6 +6,7 @@ translate the :class:`ReceiverResponse` back. Everything else happens here, once
 
 Order of checks, and the answer of each (bodies are JSON, see below)::
 
+    body larger than max_body_bytes (default 2 MiB) 413 too_large
     path not under the prefix and no custom route   404 not_found
     method other than POST                          405 method_not_allowed (Allow: POST)
     signature headers missing, garbled, stale, bad  401 bad_signature
@@ -30,6 +31,12 @@ keyword-only parameter), sync or ``async``. The payload is validated with pydant
 ``payload_type``, by default the annotation of the handler's first parameter (a model, a
 ``TypedDict``, ``list[int]``... anything a ``TypeAdapter`` accepts); no annotation, ``Any`` or
 ``object`` means no validation.
+
+Adapters should refuse a body over :attr:`Receiver.max_body_bytes` before reading it when the
+request declares its length, and stop reading once it goes over otherwise, answering
+:meth:`Receiver.too_large`; the receiver checks the size of the body it is given again.
+A path is matched without its trailing slash: ``/api/queues/emails/`` is the route of
+``emails``.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from .names import validate_name
 from .signing import DEFAULT_TOLERANCE, HEADER_ID, Secret, Verifier
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_PREFIX",
     "ReceivedRequest",
     "Receiver",
@@ -69,6 +77,9 @@ __all__ = [
 logger = logging.getLogger("taskless.receiver")
 
 DEFAULT_PREFIX = "/api/queues"
+#: The largest request body a receiver accepts by default. The job server refuses job bodies
+#: over 1 MiB, so a delivery (the payload in its envelope) stays well under this.
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,8 @@ class Receiver:
 
     ``secrets`` are the signing secrets accepted (current first, then previous ones);
     ``prefix`` is where queues' default routes live (``/api/queues/<queue>``); ``tolerance``
-    and ``clock`` bound the signature timestamp (see :class:`~taskless.core.signing.Verifier`).
+    and ``clock`` bound the signature timestamp (see :class:`~taskless.core.signing.Verifier`);
+    a request body over ``max_body_bytes`` is answered 413 (:meth:`too_large`).
     """
 
     def __init__(
@@ -176,9 +188,11 @@ class Receiver:
         prefix: str = DEFAULT_PREFIX,
         tolerance: int = DEFAULT_TOLERANCE,
         clock: Callable[[], float] = time.time,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.verifier = Verifier(secrets, tolerance=tolerance, clock=clock)
         self.prefix = _normalize_path(prefix) if prefix.strip("/") else ""
+        self.max_body_bytes = check_max_body_bytes(max_body_bytes)
         self._registrations: dict[str, Registration] = {}
         self._routes: dict[str, str] = {}  # path -> queue
 
@@ -204,11 +218,13 @@ class Receiver:
         :meth:`route_for`). ``payload_type`` overrides the type inferred from the annotation
         of the handler's first parameter.
 
-        Raises :class:`ValidationError` for an invalid queue name, and
+        Raises :class:`ValidationError` for an invalid queue name, :class:`TypeError` when
+        ``func`` is not a function (a class, ``None``, a number...), and
         :class:`ConfigurationError` when the queue or route is taken, or the handler's
         parameters or payload type are unusable.
         """
         validate_name(queue, field="queue")
+        _check_handler(queue, func)
         path = _normalize_path(route) if route is not None else self.route_for(queue)
         if queue in self._registrations:
             raise ConfigurationError(f"queue {queue!r} already has a handler")
@@ -246,6 +262,27 @@ class Receiver:
         return True
 
     # --- handling ------------------------------------------------------------------------------
+
+    def too_large(self) -> ReceiverResponse:
+        """The answer to a request whose body is over :attr:`max_body_bytes`: 413
+        ``too_large``. Adapters send it without reading (the rest of) the body."""
+        logger.warning(
+            "refused a request whose body is larger than %d bytes (max_body_bytes)",
+            self.max_body_bytes,
+        )
+        return _error(
+            413, "too_large",
+            f"the request body is larger than {self.max_body_bytes} bytes, this receiver's "
+            "limit (max_body_bytes); a delivery's body is at most about 1 MiB",
+        )
+
+    def declares_too_large(self, content_length: str | None) -> bool:
+        """Whether a ``Content-Length`` header value is over :attr:`max_body_bytes` (a missing
+        or unreadable value is not: the body is then counted as it is read)."""
+        if content_length is None:
+            return False
+        value = content_length.strip()
+        return value.isdigit() and int(value) > self.max_body_bytes
 
     def handle(self, request: ReceivedRequest) -> ReceiverResponse:
         """Handle one request synchronously. Async handlers run on an event loop of their own
@@ -287,6 +324,8 @@ class Receiver:
 
     def _accept(self, request: ReceivedRequest) -> _Delivery:
         """Everything before the handler; raises :class:`_Rejected` with the answer."""
+        if len(request.body) > self.max_body_bytes:
+            raise _Rejected(self.too_large())
         queue = self._match(request.path)
         if request.method.upper() != "POST":
             raise _Rejected(
@@ -448,6 +487,34 @@ def _invalid_payload_response(error: PydanticValidationError) -> ReceiverRespons
 
 
 # --- handler introspection ---------------------------------------------------------------------
+
+
+def check_max_body_bytes(value: object) -> int:
+    """``value`` if it is a usable ``max_body_bytes`` (an int of at least 1); else raises."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"max_body_bytes must be an int (bytes), not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"max_body_bytes must be at least 1, not {value}")
+    return value
+
+
+def _check_handler(queue: str, func: object) -> None:
+    """Raise :class:`TypeError` unless ``func`` can be a handler: a function or another
+    callable object, not a class (calling it would build an instance) nor a plain value."""
+    if isinstance(func, type):
+        what = f"the class {func.__qualname__}"
+    elif callable(func):
+        return
+    elif func is None:
+        what = "None"
+    else:
+        shown = repr(func)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        what = f"{type(func).__name__} {shown}"
+    raise TypeError(
+        f"the handler of queue {queue!r} must be a function taking (payload) or "
+        f"(payload, meta), not {what}"
+    )
 
 
 def _normalize_path(path: str) -> str:

@@ -69,6 +69,38 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def check_signing_secrets(self) -> None:
+        """Raise :class:`ConfigurationError` if a signing secret is empty or not
+        ``whsec_<base64>``, naming the setting (``TASKLESS_SIGNING_SECRET``, or which entry of
+        ``TASKLESS_PREVIOUS_SIGNING_SECRETS``) and the fix. The message never shows a secret.
+        Receivers call this when they are built from settings."""
+        from .signing import decode_secret
+
+        expected = "expected 'whsec_' followed by base64"
+        current = self.signing_secret
+        fix = (
+            "set it to the job server's TASKLESS_SIGNING_SECRET (the one 'taskless dev' prints, "
+            "or the one 'taskless serve' was started with)"
+        )
+        if not current or not current.strip():
+            raise ConfigurationError(f"TASKLESS_SIGNING_SECRET is empty; {fix}")
+        try:
+            decode_secret(current)
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"TASKLESS_SIGNING_SECRET is not a valid signing secret ({expected}); {fix}"
+            ) from None
+        total = len(self.previous_signing_secrets)
+        for number, secret in enumerate(self.previous_signing_secrets, 1):
+            try:
+                decode_secret(secret)
+            except ConfigurationError:
+                raise ConfigurationError(
+                    f"TASKLESS_PREVIOUS_SIGNING_SECRETS: entry {number} of {total} is not a valid "
+                    f"signing secret ({expected}); each comma-separated entry must be a secret "
+                    "the job server signed with before: fix that entry or remove it"
+                ) from None
+
     def production_problems(self) -> list[str]:
         """What keeps these settings from running a production job server, one line per
         variable (empty when nothing does): a missing, development or weak API key or signing

@@ -23,7 +23,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from taskless.core.models import Job, JobOptions, parse_options
 from taskless.core.queue import UNSET, AsyncQueue, BaseQueue, Queue, UnsetType
-from taskless.core.receiver import Receiver, Registration
+from taskless.core.receiver import DEFAULT_MAX_BODY_BYTES, Receiver, Registration
 from taskless.core.settings import Settings
 
 P = ParamSpec("P")
@@ -35,11 +35,39 @@ Options = JobOptions | dict[str, Any] | None
 
 
 def new_receiver(
-    settings: Settings, prefix: str, clock: Callable[[], float] | None = None
+    settings: Settings,
+    prefix: str,
+    clock: Callable[[], float] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Receiver:
     """A receiver that checks signatures against the secrets of ``settings``; ``clock`` (unix
-    seconds, default the system clock) is for tests of signature timestamps."""
-    return Receiver(settings.signing_secrets, prefix=prefix, clock=clock or time.time)
+    seconds, default the system clock) is for tests of signature timestamps.
+
+    Raises :class:`~taskless.core.errors.ConfigurationError` naming the setting when a signing
+    secret is not valid.
+    """
+    settings.check_signing_secrets()
+    return Receiver(
+        settings.signing_secrets, prefix=prefix, clock=clock or time.time,
+        max_body_bytes=max_body_bytes,
+    )
+
+
+def check_queue_name(name: object) -> None:
+    """Raise :class:`TypeError` for what cannot be a queue's name, with the right usage:
+    ``@taskless.queue`` without parentheses passes the function itself as the name."""
+    if isinstance(name, str):
+        return
+    usage = '@taskless.queue("emails"), with the queue\'s name in parentheses'
+    if callable(name):
+        what = getattr(name, "__qualname__", None) or type(name).__name__
+        raise TypeError(
+            f"taskless.queue() takes the queue's name, not the handler ({what}): "
+            f"decorate it with {usage}, not with a bare @taskless.queue"
+        )
+    raise TypeError(
+        f"a queue's name is a string, not {type(name).__name__} {name!r}: use {usage}"
+    )
 
 
 def new_queue(
@@ -189,7 +217,11 @@ class Declarations(abc.ABC, Generic[H]):
         the handler's first parameter. The handler is ``func(payload)`` or
         ``func(payload, meta)``, sync or async (under a sync framework or in AWS Lambda, an
         async handler runs to completion inside the request).
+
+        Misuse is a :class:`TypeError` at once: a name that is not a string (``@taskless.queue``
+        without parentheses passes the function), a handler that is not a function.
         """
+        check_queue_name(name)
         defaults = parse_options(options)  # fail at declaration, not at the first enqueue
 
         def decorate(func: Callable[P, R]) -> QueueHandlerBase[Any, P, R]:

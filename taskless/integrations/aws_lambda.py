@@ -22,10 +22,11 @@ shape that source expects:
 source (:attr:`name`)      recognised by                          answer
 =========================  ====================================  ==============================
 ``apigw-rest``             ``httpMethod`` + ``requestContext``    ``statusCode``, ``headers``,
-(API Gateway REST API, or  (payload format 1.0)                   ``multiValueHeaders`` when the
-HTTP API format 1.0)                                              request had them
+(API Gateway REST API, or  (payload format 1.0); or               ``multiValueHeaders`` when the
+HTTP API format 1.0)       ``httpMethod`` + ``path`` + headers    request had them
 ``apigw-http``             ``version: "2.0"`` +                   ``statusCode``, ``headers``
-(API Gateway HTTP API)     ``requestContext.http``
+(API Gateway HTTP API)     ``requestContext.http``; or
+                           ``rawPath`` + ``headers``
 ``function-url``           as ``apigw-http``, on a                ``statusCode``, ``headers``
 (Lambda Function URL)      ``*.lambda-url.*`` domain
 ``alb``                    ``requestContext.elb``                 ``statusCode``,
@@ -37,7 +38,10 @@ Balancer)                                                         ``multiValueHe
 
 Bodies are read as sent (``isBase64Encoded`` honoured) and passed on as raw bytes, so the
 signature is checked over exactly what the job server signed. Header names are matched without
-regard to case. Any other event (a direct invocation, a queue or schedule event...) is answered
+regard to case. A body over ``max_body_bytes`` (default 2 MiB) is answered 413 ``too_large``
+before it is decoded. An event of a known source that is malformed (no method, a ``body``
+marked base64 that is not...) is answered 400 ``bad_request`` in that source's shape, naming
+what is wrong. Any other event (a direct invocation, a queue or schedule event...) is answered
 ``{"statusCode": 400, ...}`` with an ``unsupported_event`` error that says what was expected,
 and logged: never a traceback.
 
@@ -58,6 +62,7 @@ from urllib.parse import unquote
 from taskless.core.models import JobOptions
 from taskless.core.queue import Queue
 from taskless.core.receiver import (
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PREFIX,
     ReceivedRequest,
     ReceiverResponse,
@@ -119,30 +124,45 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(event: LambdaEvent, key: str, source: str) -> str:
+class _TooLarge(Exception):
+    """Internal: the event's body is over the receiver's ``max_body_bytes``."""
+
+
+def _text(event: LambdaEvent, key: str, source: str, *, label: str | None = None) -> str:
     value = event.get(key)
     if not isinstance(value, str) or not value:
-        raise _MalformedEvent(f"the {source} event has no {key!r} string")
+        raise _MalformedEvent(f"the {source} event has no {label or repr(key)} string")
     return value
 
 
-def _body(event: LambdaEvent) -> bytes:
+def _body(event: LambdaEvent, max_bytes: int | None = None) -> bytes:
+    """The body's bytes; :class:`_TooLarge` when they are more than ``max_bytes``, found out
+    before decoding when the text alone says so."""
     body = event.get("body")
     if body is None:
         return b""
     if not isinstance(body, str):
         raise _MalformedEvent("the event's 'body' is not a string")
     if event.get("isBase64Encoded") is True:
+        # Every 4 characters of base64 are 3 bytes, less at most 2 of padding.
+        if max_bytes is not None and len(body) // 4 * 3 - 2 > max_bytes:
+            raise _TooLarge
         try:
-            return base64.b64decode(body, validate=True)
+            raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise _MalformedEvent(
                 "the event's 'body' is marked isBase64Encoded but is not base64"
             ) from None
-    try:
-        return body.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: no byte string was ever sent like this
-        raise _MalformedEvent("the event's 'body' is not valid text") from None
+    else:
+        if max_bytes is not None and len(body) > max_bytes:  # each character is >= 1 byte
+            raise _TooLarge
+        try:
+            raw = body.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no byte string was ever sent like this
+            raise _MalformedEvent("the event's 'body' is not valid text") from None
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise _TooLarge
+    return raw
 
 
 def _headers(single: Any, multi: Any = None) -> dict[str, str]:
@@ -182,7 +202,8 @@ class EventSource(abc.ABC):
     """One kind of HTTP event: how to recognise it, read it, and answer it.
 
     :attr:`name` is one of :data:`EVENT_SOURCES`. ``base_path`` (a custom domain's API
-    mapping, say ``/jobs``) is removed from the front of the request path before routing.
+    mapping, say ``/jobs``) is removed from the front of the request path before routing;
+    a body over ``max_body_bytes`` is not decoded.
     """
 
     name: str
@@ -192,8 +213,11 @@ class EventSource(abc.ABC):
         """Whether ``event`` is of this source."""
 
     @abc.abstractmethod
-    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
-        """The request ``event`` carries; raises :class:`_MalformedEvent` if it is malformed."""
+    def request(
+        self, event: LambdaEvent, *, base_path: str = "", max_body_bytes: int | None = None
+    ) -> ReceivedRequest:
+        """The request ``event`` carries; raises :class:`_MalformedEvent` if it is malformed,
+        :class:`_TooLarge` if its body is over ``max_body_bytes``."""
 
     @abc.abstractmethod
     def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
@@ -204,10 +228,12 @@ class EventSource(abc.ABC):
 
 
 def _received(
-    method: str, path: str, headers: dict[str, str], event: LambdaEvent, base_path: str
+    method: str, path: str, headers: dict[str, str], event: LambdaEvent, base_path: str,
+    max_body_bytes: int | None,
 ) -> ReceivedRequest:
     return ReceivedRequest(
-        method=method.upper(), path=_strip(path, base_path), headers=headers, body=_body(event)
+        method=method.upper(), path=_strip(path, base_path), headers=headers,
+        body=_body(event, max_body_bytes),
     )
 
 
@@ -227,21 +253,28 @@ class ApiGatewayRest(EventSource):
     name = "apigw-rest"
 
     def matches(self, event: LambdaEvent) -> bool:
+        # Its requestContext, or else (an empty or missing one, as in hand-written events)
+        # its own fields: httpMethod, path and headers.
         context = _mapping(event.get("requestContext"))
+        shaped = bool(context) or (
+            "path" in event and ("headers" in event or "multiValueHeaders" in event)
+        )
         return (
             "httpMethod" in event
-            and bool(context)
+            and shaped
             and "elb" not in context
             and event.get("version", "1.0") == "1.0"
         )
 
-    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
+    def request(
+        self, event: LambdaEvent, *, base_path: str = "", max_body_bytes: int | None = None
+    ) -> ReceivedRequest:
         # "path" comes decoded and without the stage; "headers" keeps only the last value of
         # each name, "multiValueHeaders" all of them.
         method = _text(event, "httpMethod", self.name)
         path = _text(event, "path", self.name)
         headers = _headers(event.get("headers"), event.get("multiValueHeaders"))
-        return _received(method, path, headers, event, base_path)
+        return _received(method, path, headers, event, base_path, max_body_bytes)
 
     def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
         if event.get("multiValueHeaders") is None:
@@ -258,15 +291,19 @@ class HttpApi(EventSource):
         self.name = "function-url" if function_url else "apigw-http"
 
     def matches(self, event: LambdaEvent) -> bool:
+        # Its requestContext.http, or else (as for REST events) its own rawPath and headers.
         context = _mapping(event.get("requestContext"))
-        if event.get("version") != "2.0" or "http" not in context:
+        shaped = "http" in context or ("rawPath" in event and "headers" in event)
+        if event.get("version") != "2.0" or not shaped:
             return False
         return (".lambda-url." in str(context.get("domainName", ""))) == self.function_url
 
-    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
+    def request(
+        self, event: LambdaEvent, *, base_path: str = "", max_body_bytes: int | None = None
+    ) -> ReceivedRequest:
         context = _mapping(event.get("requestContext"))
         http_context = _mapping(context.get("http"))
-        method = _text(http_context, "method", self.name)
+        method = _text(http_context, "method", self.name, label="'requestContext.http.method'")
         raw_path = event.get("rawPath") or http_context.get("path")
         if not isinstance(raw_path, str) or not raw_path:
             raise _MalformedEvent(f"the {self.name} event has no 'rawPath' string")
@@ -282,7 +319,7 @@ class HttpApi(EventSource):
         cookies = event.get("cookies")  # format 2.0 moves cookies out of the headers
         if isinstance(cookies, list) and cookies and "cookie" not in headers:
             headers["cookie"] = "; ".join(c for c in cookies if isinstance(c, str))
-        return _received(method, path, headers, event, base_path)
+        return _received(method, path, headers, event, base_path, max_body_bytes)
 
     def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
         return _answer(answer, headers=dict(answer.headers))
@@ -296,11 +333,13 @@ class LoadBalancer(EventSource):
     def matches(self, event: LambdaEvent) -> bool:
         return "elb" in _mapping(event.get("requestContext"))
 
-    def request(self, event: LambdaEvent, *, base_path: str = "") -> ReceivedRequest:
+    def request(
+        self, event: LambdaEvent, *, base_path: str = "", max_body_bytes: int | None = None
+    ) -> ReceivedRequest:
         method = _text(event, "httpMethod", self.name)
         path = unquote(_text(event, "path", self.name))  # passed on as sent
         headers = _headers(event.get("headers"), event.get("multiValueHeaders"))
-        return _received(method, path, headers, event, base_path)
+        return _received(method, path, headers, event, base_path, max_body_bytes)
 
     def response(self, event: LambdaEvent, answer: ReceiverResponse) -> LambdaResponse:
         description = _status_line(answer.status)
@@ -387,6 +426,10 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
         of a custom domain's API mapping, say ``"/jobs"``. A named stage of an API Gateway
         HTTP API on its ``execute-api`` domain is removed without it.
     :param clock: unix seconds, for tests of signature timestamps.
+    :param max_body_bytes: a request body over this (default 2 MiB) is answered 413.
+
+    The settings are read now (at import, so during the function's init phase): an invalid
+    signing secret is a :class:`~taskless.core.errors.ConfigurationError` naming the variable.
     """
 
     def __init__(
@@ -396,9 +439,10 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
         prefix: str = DEFAULT_PREFIX,
         base_path: str = "",
         clock: Callable[[], float] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        self.receiver = new_receiver(self.settings, prefix, clock)
+        self.receiver = new_receiver(self.settings, prefix, clock, max_body_bytes)
         super().__init__(self.receiver)
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
 
@@ -414,7 +458,8 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
 
         Takes the event of any source in :data:`EVENT_SOURCES` and returns the response in
         that source's shape. Never raises for a bad request: an event of another shape is
-        answered 400 (``unsupported_event``), a malformed one 400 (``bad_request``).
+        answered 400 (``unsupported_event``), a malformed one 400 (``bad_request``), one whose
+        body is over ``max_body_bytes`` 413 (``too_large``).
         """
         source = infer_source(event)
         if source is None:
@@ -425,7 +470,11 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
             logger.error("unsupported Lambda event: %s", message)
             return _unsupported_response(message)
         try:
-            request = source.request(event, base_path=self.base_path)
+            request = source.request(
+                event, base_path=self.base_path, max_body_bytes=self.receiver.max_body_bytes
+            )
+        except _TooLarge:
+            return source.response(event, self.receiver.too_large())
         except _MalformedEvent as exc:
             logger.warning("malformed %s event: %s", source.name, exc.message)
             answer = ReceiverResponse.from_json(

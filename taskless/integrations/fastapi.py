@@ -34,7 +34,7 @@ try:
 except ImportError:
     raise MissingExtra("fastapi", "fastapi") from None
 
-from taskless.core.receiver import DEFAULT_PREFIX
+from taskless.core.receiver import DEFAULT_MAX_BODY_BYTES, DEFAULT_PREFIX
 from taskless.core.settings import Settings
 from taskless.integrations.starlette import QueueHandler
 from taskless.integrations.starlette import Taskless as _StarletteTaskless
@@ -56,5 +56,8 @@ class Taskless(_StarletteTaskless):
         settings: Settings | None = None,
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        super().__init__(app, settings=settings, prefix=prefix, clock=clock)
+        super().__init__(
+            app, settings=settings, prefix=prefix, clock=clock, max_body_bytes=max_body_bytes
+        )

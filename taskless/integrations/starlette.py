@@ -18,7 +18,11 @@
 One route, ``<prefix>/{queue}`` (default ``/api/queues/{queue}``), is mounted on the app
 and hands every request, whatever its method, to the core
 :class:`~taskless.core.receiver.Receiver`; queues declared with a custom ``route=`` get a route
-of their own. This module only translates requests and responses.
+of their own. Each route is also mounted with a trailing slash, so that ``/api/queues/emails/``
+is answered as ``/api/queues/emails`` (rather than with Starlette's redirect, which the job
+server does not follow). A body over ``max_body_bytes`` is refused with a 413 before it is read
+when its ``Content-Length`` says so, and as soon as it goes over otherwise. This module only
+translates requests and responses.
 """
 
 from __future__ import annotations
@@ -34,7 +38,14 @@ from starlette.types import Receive, Scope, Send
 
 from taskless.core.models import JobOptions
 from taskless.core.queue import AsyncQueue
-from taskless.core.receiver import DEFAULT_PREFIX, ReceivedRequest, Receiver, Registration
+from taskless.core.receiver import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PREFIX,
+    ReceivedRequest,
+    Receiver,
+    ReceiverResponse,
+    Registration,
+)
 from taskless.core.settings import Settings
 from taskless.integrations._handlers import (
     AsyncQueueHandler,
@@ -78,15 +89,34 @@ class ReceiverEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        received = ReceivedRequest(
-            method=request.method,
-            path=_app_path(scope),
-            headers=request.headers,
-            body=await request.body(),
-        )
-        answer = await self.receiver.handle_async(received)
+        answer = await self._answer(request)
         response = Response(answer.body, status_code=answer.status, headers=answer.headers)
         await response(scope, receive, send)
+
+    async def _answer(self, request: Request) -> ReceiverResponse:
+        receiver = self.receiver
+        if receiver.declares_too_large(request.headers.get("content-length")):
+            return receiver.too_large()
+        body = await _read_body(request, receiver.max_body_bytes)
+        if body is None:
+            return receiver.too_large()
+        received = ReceivedRequest(
+            method=request.method,
+            path=_app_path(request.scope),
+            headers=request.headers,
+            body=body,
+        )
+        return await receiver.handle_async(received)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or ``None`` as soon as it is longer than ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _app_path(scope: Scope) -> str:
@@ -102,9 +132,11 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
     """Taskless for a Starlette app: mounts the signed receiver route and declares queues.
 
     ``settings`` default to :meth:`Settings.from_env() <taskless.core.settings.Settings.from_env>`
-    (secrets, job server URL, the app's public base URL). ``prefix`` is where queue routes
-    live; ``clock`` (unix seconds) is for tests of signature timestamps. Pass ``app`` now or
-    call :meth:`init_app` later; queues may be declared before or after.
+    (secrets, job server URL, the app's public base URL), read now; an invalid signing secret
+    is a :class:`~taskless.core.errors.ConfigurationError` naming the variable. ``prefix`` is
+    where queue routes live; ``clock`` (unix seconds) is for tests of signature timestamps;
+    a request body over ``max_body_bytes`` (default 2 MiB) is answered 413. Pass ``app`` now
+    or call :meth:`init_app` later; queues may be declared before or after.
     """
 
     def __init__(
@@ -114,9 +146,10 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
         settings: Settings | None = None,
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
-        self.receiver = new_receiver(self.settings, prefix, clock)
+        self.receiver = new_receiver(self.settings, prefix, clock, max_body_bytes)
         super().__init__(self.receiver)
         self.endpoint = ReceiverEndpoint(self.receiver)
         self._apps: list[Starlette] = []
@@ -131,14 +164,15 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
         ) -> Callable[[Callable[P, R]], QueueHandler[P, R]]: ...
 
     def routes(self) -> list[BaseRoute]:
-        """The routes :meth:`init_app` mounts: the queue route pattern, then custom routes."""
-        pattern = Route(f"{self.receiver.prefix}/{{queue}}", self.endpoint)
-        custom = [
-            Route(handler.route, self.endpoint)
-            for handler in self._handlers.values()
-            if self._has_custom_route(handler)
+        """The routes :meth:`init_app` mounts: the queue route pattern, then custom routes,
+        each with and without a trailing slash."""
+        paths = [f"{self.receiver.prefix}/{{queue}}"] + [
+            handler.route for handler in self._handlers.values() if self._has_custom_route(handler)
         ]
-        return [pattern, *custom]
+        return [route for path in paths for route in self._routes_at(path)]
+
+    def _routes_at(self, path: str) -> list[BaseRoute]:
+        return [Route(path, self.endpoint), Route(path.rstrip("/") + "/", self.endpoint)]
 
     def init_app(self, app: Starlette) -> None:
         """Mount the receiver routes on ``app`` (once per app)."""
@@ -163,4 +197,4 @@ class Taskless(Declarations[QueueHandler[..., Any]]):
         if not self._has_custom_route(handler):
             return
         for app in self._apps:
-            app.router.routes.append(Route(handler.route, self.endpoint))
+            app.router.routes.extend(self._routes_at(handler.route))

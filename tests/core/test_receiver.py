@@ -286,6 +286,23 @@ def test_unusable_handler_signatures_are_refused() -> None:
             receiver().register("orders", func)
 
 
+@pytest.mark.parametrize(
+    ("func", "shown"),
+    [(42, "int 42"), (None, "None"), (int, "the class int"), (Order, "the class Order"),
+     ("x" * 100, "str '" + "x" * 56 + "...")],
+    ids=["int", "none", "builtin-class", "model-class", "long-str"],
+)
+def test_what_is_not_a_function_is_a_type_error_naming_the_queue(func: Any, shown: str) -> None:
+    r = receiver()
+    with pytest.raises(TypeError) as info:
+        r.register("orders", func)
+    assert str(info.value) == (
+        "the handler of queue 'orders' must be a function taking (payload) or (payload, meta), "
+        f"not {shown}"
+    )
+    assert r.registrations == {}
+
+
 def test_optional_extra_parameters_are_fine() -> None:
     def handle(payload: Any, meta: JobMeta, extra: int = 1, *, flag: bool = False) -> int:
         return extra
@@ -579,3 +596,55 @@ def test_response_helpers() -> None:
     assert response.headers == {"content-type": "application/json", "x-extra": "1"}
     assert response.body == '{"a":"é"}'.encode()
     assert json.loads(response.body) == response.json()
+
+
+# --- body size -------------------------------------------------------------------------------
+
+
+def test_a_body_over_max_body_bytes_is_413_before_anything_else() -> None:
+    seen: list[Any] = []
+    r = receiver(max_body_bytes=300)
+    r.register("orders", seen.append)
+    body = build_envelope("orders", "j", 1, AT, {"pad": "x" * 300})
+    for request in (
+        delivery(body=body),
+        delivery(body=body, headers={}),  # unsigned: still 413, the signature is not looked at
+        delivery(body=body, path="/elsewhere", method="GET"),
+    ):
+        response = r.handle(request)
+        assert response.status == 413
+        assert error_of(response) == {
+            "code": "too_large",
+            "message": "the request body is larger than 300 bytes, this receiver's limit "
+            "(max_body_bytes); a delivery's body is at most about 1 MiB",
+        }
+    assert seen == []
+    assert r.too_large().status == 413
+    exact = build_envelope("orders", "j", 1, AT, {"pad": ""})
+    exact = build_envelope("orders", "j", 1, AT, {"pad": "x" * (300 - len(exact))})
+    assert len(exact) == 300
+    assert r.handle(delivery(body=exact)).status == 200
+
+
+def test_the_default_body_limit_is_2_mib() -> None:
+    from taskless.core.receiver import DEFAULT_MAX_BODY_BYTES
+
+    assert DEFAULT_MAX_BODY_BYTES == 2 * 1024 * 1024
+    assert receiver().max_body_bytes == DEFAULT_MAX_BODY_BYTES
+
+
+@pytest.mark.parametrize(
+    ("value", "declared"),
+    [(None, False), ("", False), ("300", False), (" 300 ", False), ("301", True),
+     (" 301", True), ("abc", False), ("-1", False), ("1e9", False), ("9" * 40, True)],
+)
+def test_declares_too_large_reads_content_length(value: str | None, declared: bool) -> None:
+    assert receiver(max_body_bytes=300).declares_too_large(value) is declared
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(0, ValueError), (-1, ValueError), ("2MB", TypeError), (True, TypeError)]
+)
+def test_max_body_bytes_must_be_a_positive_int(value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="max_body_bytes"):
+        receiver(max_body_bytes=value)

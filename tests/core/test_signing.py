@@ -286,3 +286,44 @@ def test_an_unusable_signature_says_no_signature_matched(signature: str) -> None
     with pytest.raises(SignatureError) as info:
         verifier().verify(h, BODY)
     assert str(info.value).startswith("no signature matched: webhook-signature holds no ")
+
+
+# --- settings name the secret that is not valid -------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["whsec_!!!", "12345", "whsec_not base64!"])
+def test_an_invalid_signing_secret_is_named_with_the_fix(bad: str) -> None:
+    from taskless.core.settings import Settings
+
+    with pytest.raises(ConfigurationError) as info:
+        Settings(signing_secret=bad).check_signing_secrets()
+    message = str(info.value)
+    assert message == (
+        "TASKLESS_SIGNING_SECRET is not a valid signing secret (expected 'whsec_' followed by "
+        "base64); set it to the job server's TASKLESS_SIGNING_SECRET (the one 'taskless dev' "
+        "prints, or the one 'taskless serve' was started with)"
+    )
+    assert bad not in message
+
+
+def test_an_empty_signing_secret_is_named() -> None:
+    from taskless.core.settings import Settings
+
+    with pytest.raises(ConfigurationError, match="^TASKLESS_SIGNING_SECRET is empty; set it"):
+        Settings(signing_secret=" ").check_signing_secrets()
+
+
+def test_the_bad_entry_of_the_previous_secrets_is_named() -> None:
+    from taskless.core.settings import Settings
+
+    settings = Settings(
+        signing_secret=SECRET, previous_signing_secrets=(OLD_SECRET, "whsec_!!!", OTHER_SECRET)
+    )
+    with pytest.raises(ConfigurationError) as info:
+        settings.check_signing_secrets()
+    assert str(info.value) == (
+        "TASKLESS_PREVIOUS_SIGNING_SECRETS: entry 2 of 3 is not a valid signing secret "
+        "(expected 'whsec_' followed by base64); each comma-separated entry must be a secret "
+        "the job server signed with before: fix that entry or remove it"
+    )
+    Settings(signing_secret=SECRET, previous_signing_secrets=(OLD_SECRET,)).check_signing_secrets()

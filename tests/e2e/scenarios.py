@@ -157,6 +157,26 @@ def tampered_delivery_is_refused_and_never_reaches_the_handler(
     assert [c[2] for c in target.emails.calls] == [Email(to="a@b.c")]
 
 
+def oversized_body_is_413_and_a_trailing_slash_is_the_route(
+    target: Handlers, url: str, secret: str, *, chunked: bool = False
+) -> None:
+    """A 20 MiB body (the limit is 2 MiB), sent with a Content-Length or ``chunked``, is
+    answered 413 ``too_large`` over a real socket, and the connection serves on; then a signed
+    delivery to the route with a trailing slash reaches the handler."""
+    size = 20 * 1024 * 1024
+    body = b"x" * size
+    content: Any = body if not chunked else (body[i : i + 65536] for i in range(0, size, 65536))
+    delivery = build_envelope("emails", "slash", 1, datetime.now(UTC), {"to": "s@x.y"})
+    with httpx.Client(base_url=url, timeout=30) as client:
+        refused = client.post("/api/queues/emails", content=content)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (413, "too_large")
+        accepted = client.post(
+            "/api/queues/emails/", content=delivery, headers=signed_headers(delivery, secret)
+        )
+    assert accepted.status_code == 200, accepted.text
+    assert [c[2] for c in target.emails.calls] == [Email(to="s@x.y")]
+
+
 def update_and_get_against_the_real_server(target: Handlers) -> Any:
     """Returns the job ``kept`` as updated (scheduled far ahead); deleting it is left to the
     caller."""

@@ -132,6 +132,31 @@ async def test_tampered_delivery_is_refused_and_never_reaches_the_handler(app: A
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_oversized_body_is_413_and_a_trailing_slash_is_the_route(
+    app: App, chunked: bool
+) -> None:
+    size = 20 * 1024 * 1024  # the limit is 2 MiB
+    body = b"x" * size
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, size, 65536):
+            yield body[i : i + 65536]
+
+    delivery = build_envelope("emails", "slash", 1, datetime.now(UTC), {"to": "s@x.y"})
+    headers = signed_headers(delivery, app.settings.signing_secret)
+    async with httpx.AsyncClient(base_url=app.thread.url, timeout=30) as client:
+        refused = await client.post(
+            "/api/queues/emails", content=chunks() if chunked else body
+        )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (413, "too_large")
+        # Answered as the route, not redirected (the job server follows no redirects).
+        accepted = await client.post("/api/queues/emails/", content=delivery, headers=headers)
+    assert accepted.status_code == 200, accepted.text
+    assert [c[2] for c in app.emails.calls] == [Email(to="s@x.y")]
+
+
+@pytest.mark.anyio
 async def test_update_get_and_delete_against_the_real_server(app: App) -> None:
     with pytest.raises(JobNotFound):
         await app.send_email.update("nobody", options={"retries": 2})

@@ -116,3 +116,12 @@ def test_update_get_and_delete_against_the_real_server(app: App) -> None:
     assert deleted is not None and deleted.name == "kept"
     assert app.send_email.get("kept") is None
     assert app.send_email.delete("kept") is None
+
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_oversized_body_is_413_and_a_trailing_slash_is_the_route(app: App, chunked: bool) -> None:
+    secret = app.taskless.settings_for(app.flask).signing_secret
+    scenarios.oversized_body_is_413_and_a_trailing_slash_is_the_route(
+        app, app.server.url, secret, chunked=chunked
+    )

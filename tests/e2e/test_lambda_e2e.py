@@ -95,6 +95,12 @@ def test_tampered_delivery_is_refused_and_never_reaches_the_handler(function: Fu
     )
 
 
+def test_oversized_body_is_413_and_a_trailing_slash_is_the_route(function: Function) -> None:
+    scenarios.oversized_body_is_413_and_a_trailing_slash_is_the_route(
+        function, function.front.url, function.settings.signing_secret
+    )
+
+
 def test_update_get_and_delete_against_the_real_server(function: Function) -> None:
     scenarios.update_and_get_against_the_real_server(function)
     assert function.send_email.delete("kept") is not None

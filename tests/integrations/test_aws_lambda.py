@@ -487,3 +487,135 @@ def test_import_pulls_in_no_web_framework_server_or_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+# --- hand-made events, sizes, settings ---------------------------------------------------------
+
+
+def rest_shaped(context: Any) -> dict[str, Any]:
+    """An API Gateway REST event as often written by hand: the fields the request needs, and
+    an empty (or no) requestContext."""
+    body, headers = delivery()
+    event: dict[str, Any] = {
+        "httpMethod": "POST", "path": "/api/queues/emails", "headers": title(headers),
+        "body": body.decode(), "isBase64Encoded": False,
+    }
+    if context is not None:
+        event["requestContext"] = context
+    return event
+
+
+@pytest.mark.parametrize("context", [{}, None], ids=["empty-context", "no-context"])
+def test_a_rest_event_with_an_empty_request_context_is_read_as_rest(
+    taskless: Taskless, received: list[tuple[Any, JobMeta]], context: Any
+) -> None:
+    event = rest_shaped(context)
+    found = infer_source(event)
+    assert found is not None and found.name == "apigw-rest"
+    response = taskless.handler(event, None)
+    assert response["statusCode"] == 200, response["body"]
+    assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    assert received[0][1].run_id == "run_lambda"
+
+
+@pytest.mark.parametrize(
+    ("change", "missing"),
+    [
+        ({"httpMethod": None}, "'httpMethod'"),
+        ({"path": 42}, "'path'"),
+    ],
+)
+def test_a_rest_shaped_event_missing_a_field_is_a_bad_request_naming_it(
+    taskless: Taskless, received: list[Any], change: dict[str, Any], missing: str
+) -> None:
+    event = {**rest_shaped({}), **change}
+    response = taskless.handler(event, None)
+    assert response["statusCode"] == 400
+    error = answer(response)["error"]
+    assert error == {"code": "bad_request", "message": f"the apigw-rest event has no {missing} string"}
+    assert received == []
+
+
+def test_a_v2_event_without_request_context_is_a_bad_request_naming_the_method(
+    taskless: Taskless, received: list[Any]
+) -> None:
+    body, headers = delivery()
+    event = {"version": "2.0", "rawPath": "/api/queues/emails", "headers": headers,
+             "body": body.decode(), "isBase64Encoded": False}
+    response = taskless.handler(event, None)
+    assert response["statusCode"] == 400
+    assert answer(response)["error"] == {
+        "code": "bad_request",
+        "message": "the apigw-http event has no 'requestContext.http.method' string",
+    }
+    assert received == []
+
+
+@pytest.mark.parametrize("sample", ["apigw_rest", "apigw_http", "function_url", "alb",
+                                    "alb_multi_value"])
+@pytest.mark.parametrize("base64_body", [False, True])
+def test_a_body_over_max_body_bytes_is_413_in_the_source_shape(
+    sample: str, base64_body: bool
+) -> None:
+    taskless = Taskless(settings=SETTINGS, clock=lambda: NOW, max_body_bytes=1000)
+    seen: list[Any] = []
+    taskless.queue("emails")(seen.append)
+    for size, status in [(990, 200), (1001, 413)]:
+        body = body_for("emails", {"pad": ""})
+        body = body_for("emails", {"pad": "x" * (size - len(body))})
+        assert len(body) == size
+        event = load_event(sample)
+        headers = signed_headers(body, SECRET, timestamp=NOW)
+        if sample.startswith("alb_multi"):
+            event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+        else:
+            event["headers"] = headers
+            event.pop("multiValueHeaders", None)
+        if sample.startswith("apigw_") or sample == "function_url":
+            event["rawPath"] = "/api/queues/emails"
+            event["requestContext"].pop("stage", None)
+        event["path"] = "/api/queues/emails"
+        event["body"] = base64.b64encode(body).decode() if base64_body else body.decode()
+        event["isBase64Encoded"] = base64_body
+        response = taskless.handler(event, None)
+        assert response["statusCode"] == status, response["body"]
+    assert answer(response)["error"]["code"] == "too_large"
+    if sample.startswith("alb"):
+        assert response["statusDescription"] == "413 Request Entity Too Large"
+    assert len(seen) == 1
+
+
+def test_an_oversized_base64_body_is_refused_before_it_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taskless = Taskless(settings=SETTINGS, clock=lambda: NOW, max_body_bytes=1000)
+    taskless.queue("emails")(lambda payload: None)
+
+    def no_decoding(*args: Any, **kwargs: Any) -> bytes:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(base64, "b64decode", no_decoding)
+    event = rest_event("A" * 2000, headers={}, base64_body=True)
+    response = taskless.handler(event, None)
+    assert (response["statusCode"], answer(response)["error"]["code"]) == (413, "too_large")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TASKLESS_SIGNING_SECRET", "whsec_!!!", "TASKLESS_SIGNING_SECRET is not a valid"),
+        ("TASKLESS_SIGNING_SECRET", "12345", "TASKLESS_SIGNING_SECRET is not a valid"),
+        ("TASKLESS_PREVIOUS_SIGNING_SECRETS", f"{SECRET},whsec_!!!",
+         "TASKLESS_PREVIOUS_SIGNING_SECRETS: entry 2 of 2 is not a valid"),
+    ],
+)
+def test_an_invalid_secret_in_the_environment_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.delenv("TASKLESS_SIGNING_SECRET", raising=False)
+    monkeypatch.delenv("TASKLESS_PREVIOUS_SIGNING_SECRETS", raising=False)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as info:
+        Taskless()
+    assert str(info.value).startswith(message)
+    assert "whsec_!!!" not in str(info.value)

@@ -75,6 +75,16 @@ def test_init_app_later() -> None:
     assert post(AsgiHarness(app, taskless), "emails").json()["result"] == "late"
 
 
+def test_max_body_bytes_is_passed_on_and_the_openapi_schema_stays_clean() -> None:
+    app = FastAPI()
+    taskless = Taskless(app, settings=SETTINGS, clock=lambda: NOW, max_body_bytes=1000)
+    taskless.queue("emails")(lambda payload: None)
+    assert taskless.receiver.max_body_bytes == 1000
+    reply = post(AsgiHarness(app, taskless), "emails", {"pad": "x" * 1000})
+    assert (reply.status, reply.json()["error"]["code"]) == (413, "too_large")
+    assert not any(path.startswith("/api/queues") for path in app.openapi()["paths"])
+
+
 def test_missing_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fastapi", None)  # makes "import fastapi" fail
     monkeypatch.delitem(sys.modules, "taskless.integrations.fastapi")

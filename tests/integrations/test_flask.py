@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -185,12 +186,114 @@ def test_settings_from_config_fall_back_to_the_environment(
     assert post(client, "emails", secret=secret("unknown")).status == 401
 
 
-def test_production_without_a_secret_fails_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_without_a_secret_fails_on_first_use_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("TASKLESS_SIGNING_SECRET", raising=False)
     app = Flask("prod")
     app.config.update(TASKLESS_ENV="production", TASKLESS_API_KEY="key")
+    taskless = Taskless(app, clock=lambda: NOW)  # settings are not read yet
+    send = taskless.queue("emails")(lambda payload: "ok")
+    with pytest.raises(ConfigurationError, match="TASKLESS_SIGNING_SECRET is not set"):
+        taskless.settings_for(app)
+    with app.app_context(), pytest.raises(ConfigurationError, match="TASKLESS_SIGNING_SECRET"):
+        send.queue  # noqa: B018
+    app.testing = True  # let the view's error through, rather than Flask's 500 page
     with pytest.raises(ConfigurationError, match="TASKLESS_SIGNING_SECRET"):
-        Taskless(app)
+        post(harness(app, taskless), "emails")
+    # A failure is not kept: once the config is complete, it is read again, and works.
+    app.config["TASKLESS_SIGNING_SECRET"] = SETTINGS.signing_secret
+    assert post(harness(app, taskless), "emails").status == 200
+
+
+def test_config_set_after_the_extension_is_read_on_first_use(
+    recording: RecordingTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TASKLESS_URL", "TASKLESS_SIGNING_SECRET", "TASKLESS_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    app = Flask("late")
+    taskless = Taskless(app, clock=lambda: NOW)
+
+    @taskless.queue("emails")
+    def send_email(payload: Email) -> str:
+        return payload.to
+
+    # The usual order in app factories: extensions first, config after.
+    app.config.update(
+        TASKLESS_URL="recording://jobs",
+        TASKLESS_SIGNING_SECRET=secret("late"),
+        TASKLESS_BASE_URL="https://late.example.com",
+    )
+    reply = post(harness(app, taskless), "emails", {"to": "a@b.c"}, secret=secret("late"))
+    assert reply.status == 200, reply.body  # not a 401 against the development secret
+    with app.app_context():
+        send_email.enqueue("welcome", Email(to="ada@example.com"))
+    [request] = recording.requests  # the late TASKLESS_URL, not the default job server
+    assert request.json["endpoint"] == "https://late.example.com/api/queues/emails"
+    # Read once per app, then kept.
+    app.config["TASKLESS_BASE_URL"] = "https://later.example.com"
+    assert taskless.settings_for(app).base_url == "https://late.example.com"
+
+
+def test_config_loaded_after_init_app_in_a_factory() -> None:
+    taskless = Taskless(clock=lambda: NOW)
+    taskless.queue("emails")(lambda payload: "ok")
+
+    def create_app() -> Any:
+        app = Flask("factory-late")
+        taskless.init_app(app)
+        app.config.from_mapping(
+            TASKLESS_SIGNING_SECRET=secret("factory"), TASKLESS_BASE_URL="https://f.example.com"
+        )
+        return app
+
+    app = create_app()
+    assert post(harness(app, taskless), "emails", secret=secret("factory")).status == 200
+    assert taskless.settings_for(app).base_url == "https://f.example.com"
+
+
+def test_explicit_settings_win_over_config_set_later() -> None:
+    app = Flask("explicit-late")
+    taskless = Taskless(app, settings=SETTINGS, clock=lambda: NOW)
+    app.config.update(TASKLESS_BASE_URL="https://config.example.com",
+                      TASKLESS_SIGNING_SECRET=secret("config"))
+    taskless.queue("emails")(lambda payload: "ok")
+    assert taskless.settings_for(app) is SETTINGS
+    assert post(harness(app, taskless), "emails").status == 200  # SETTINGS' secret
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"TASKLESS_SIGNING_SECRET": "whsec_!!!"},
+         ("TASKLESS_SIGNING_SECRET is not a valid signing secret (expected 'whsec_' followed "
+          "by base64); set it to the job server's TASKLESS_SIGNING_SECRET")),
+        ({"TASKLESS_SIGNING_SECRET": 12345}, "TASKLESS_SIGNING_SECRET is not a valid"),
+        ({"TASKLESS_PREVIOUS_SIGNING_SECRETS": [secret("old"), "whsec_!!!"]},
+         "TASKLESS_PREVIOUS_SIGNING_SECRETS: entry 2 of 2 is not a valid signing secret"),
+        ({"TASKLESS_PREVIOUS_SIGNING_SECRETS": "whsec_??,"},
+         "TASKLESS_PREVIOUS_SIGNING_SECRETS: entry 1 of 1 is not a valid signing secret"),
+    ],
+    ids=["bad-base64", "int", "previous-list", "previous-string"],
+)
+def test_an_invalid_secret_in_the_config_is_named(
+    config: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKLESS_PREVIOUS_SIGNING_SECRETS", raising=False)
+    app = Flask("bad-secret")
+    app.config.update(config)
+    taskless = Taskless(app)
+    with pytest.raises(ConfigurationError) as info:
+        taskless.settings_for(app)
+    assert str(info.value).startswith(message)
+
+
+def test_an_invalid_secret_in_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKLESS_SIGNING_SECRET", "12345")
+    app = Flask("bad-env-secret")
+    taskless = Taskless(app)
+    with pytest.raises(ConfigurationError, match="^TASKLESS_SIGNING_SECRET is not a valid"):
+        taskless.receiver_for(app)
 
 
 def test_explicit_settings_win_over_config() -> None:
@@ -261,6 +364,20 @@ def test_custom_routes_are_mounted(declared_after_init: bool) -> None:
     assert (reply.status, reply.json()["result"]) == (200, "custom")
     assert post(client, "emails").status == 404  # not at the default route any more
     assert post(client, "emails", path="/hooks/email", method="GET").status == 405
+
+
+def test_trailing_slashes_reach_the_receiver_not_flask_404() -> None:
+    app, taskless = build()
+    taskless.queue("emails")(lambda payload: "default")
+    taskless.queue("refunds", route="/hooks/refund")(lambda payload: "custom")
+    client = harness(app, taskless)
+    reply = post(client, "emails", path="/api/queues/emails/")
+    assert (reply.status, reply.json()["result"]) == (200, "default")
+    reply = post(client, "refunds", path="/hooks/refund/")
+    assert (reply.status, reply.json()["result"]) == (200, "custom")
+    unknown = post(client, "nope", path="/api/queues/nope/")
+    assert unknown.headers["content-type"] == "application/json"
+    assert (unknown.status, unknown.json()["error"]["code"]) == (404, "not_found")
 
 
 def test_custom_route_after_the_app_served_a_request_is_a_clear_error() -> None:
@@ -354,3 +471,103 @@ def test_missing_flask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingExtra) as info:
         importlib.import_module("taskless.integrations.flask")
     assert "pip install 'taskless[flask]'" in str(info.value)
+
+
+# --- body size -------------------------------------------------------------------------------
+
+
+def run_wsgi(app: Any, environ: dict[str, Any]) -> tuple[int, Any]:
+    """Call the WSGI app with ``environ`` as it is (no test client rebuilding the input)."""
+    from werkzeug.test import run_wsgi_app
+
+    iterable, status, _ = run_wsgi_app(app, environ)
+    return int(status.split()[0]), json.loads(b"".join(iterable))
+
+
+def sized(app: Any, taskless: Any, size: int) -> tuple[bytes, dict[str, str]]:
+    body = body_for("emails", {"pad": "x" * size})
+    return body, signed_headers(body, SETTINGS.signing_secret, timestamp=NOW)
+
+
+def test_a_declared_body_over_max_body_bytes_is_413_unread() -> None:
+    from werkzeug.test import EnvironBuilder
+
+    app, taskless = build(max_body_bytes=1000)
+    seen: list[Any] = []
+    taskless.queue("emails")(seen.append)
+    body, headers = sized(app, taskless, 1000)
+
+    class Unreadable:
+        def read(self, *args: Any) -> bytes:
+            raise AssertionError("the body was read")
+
+        readline = readlines = read
+
+    environ = EnvironBuilder(
+        path="/api/queues/emails", method="POST", headers=headers, data=body
+    ).get_environ()
+    environ["wsgi.input"] = Unreadable()
+    status, answer = run_wsgi(app, environ)
+    assert status == 413
+    assert answer["error"]["code"] == "too_large"
+    assert "1000 bytes" in answer["error"]["message"]
+    assert seen == []
+
+
+def test_a_streamed_body_over_max_body_bytes_is_413_once_it_goes_over() -> None:
+    import io
+
+    from werkzeug.test import EnvironBuilder
+
+    app, taskless = build(max_body_bytes=1000)
+    seen: list[Any] = []
+    taskless.queue("emails")(seen.append)
+
+    class Stream(io.RawIOBase):
+        """An endless body (chunked, no Content-Length); counts what is read."""
+
+        taken = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            size = min(len(buffer), 100)
+            buffer[:size] = b"x" * size
+            self.taken += size
+            return size
+
+    def environ(stream: Any, body_headers: dict[str, str]) -> dict[str, Any]:
+        built = EnvironBuilder(
+            path="/api/queues/emails", method="POST", headers=body_headers
+        ).get_environ()
+        built.pop("CONTENT_LENGTH", None)
+        built["wsgi.input"] = stream
+        built["wsgi.input_terminated"] = True  # the server ends a chunked body
+        return built
+
+    stream = Stream()
+    _, headers = sized(app, taskless, 10)
+    status, answer = run_wsgi(app, environ(stream, headers))
+    assert (status, answer["error"]["code"]) == (413, "too_large")
+    assert 1000 < stream.taken <= 1000 + 64 * 1024  # stopped soon after the limit
+    # A streamed body under the limit is delivered.
+    body, headers = sized(app, taskless, 10)
+    status, answer = run_wsgi(app, environ(io.BytesIO(body), headers))
+    assert status == 200, answer
+    assert len(seen) == 1
+
+
+def test_the_app_max_content_length_is_answered_as_json_too() -> None:
+    app, taskless = build()
+    app.config["MAX_CONTENT_LENGTH"] = 500
+    taskless.queue("emails")(lambda payload: None)
+    body, headers = sized(app, taskless, 1000)
+    response = app.test_client().post("/api/queues/emails", data=body, headers=headers)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_large"
+
+
+def test_max_body_bytes_is_checked_when_the_extension_is_built() -> None:
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        Taskless(max_body_bytes=0)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from taskless.core.envelope import build_envelope
 from taskless.core.errors import RetryLater
 from taskless.core.models import JobMeta
+from taskless.core.receiver import DEFAULT_MAX_BODY_BYTES
 from taskless.core.signing import signed_headers
 
 from .conftest import NOW, PREVIOUS_SECRET, SECRET, Harness, Reply
@@ -270,3 +271,60 @@ def test_other_methods_are_405(harness: Harness, calls: Calls, method: str) -> N
     assert reply.status == 405
     assert reply.headers["allow"] == "POST"
     assert calls.calls == []
+
+
+# --- paths, sizes, declarations ----------------------------------------------------------------
+
+
+def test_a_trailing_slash_is_the_same_route(harness: Harness, calls: Calls) -> None:
+    reply = post(harness, "emails", path="/api/queues/emails/")
+    assert (reply.status, reply.headers["content-type"]) == (200, "application/json")
+    assert reply.json() == {"ok": True, "result": {"handled": "run_contract"}}
+    unknown = post(harness, "nope", path="/api/queues/nope/")
+    assert (unknown.status, error_code(unknown)) == (404, "not_found")
+    assert len(calls.calls) == 1
+
+
+def padded_body(queue: str, size: int) -> bytes:
+    """A delivery envelope of exactly ``size`` bytes."""
+    empty = body_for(queue, {"pad": ""})
+    body = body_for(queue, {"pad": "x" * (size - len(empty))})
+    assert len(body) == size
+    return body
+
+
+def test_a_body_at_the_size_limit_is_delivered(harness: Harness, calls: Calls) -> None:
+    reply = post(harness, "emails", body=padded_body("emails", DEFAULT_MAX_BODY_BYTES))
+    assert reply.status == 200, reply.body[:200]
+    assert len(calls.calls) == 1
+
+
+def test_a_body_over_the_size_limit_is_413_and_the_handler_not_called(
+    harness: Harness, calls: Calls
+) -> None:
+    reply = post(harness, "emails", body=padded_body("emails", DEFAULT_MAX_BODY_BYTES + 1))
+    assert reply.status == 413
+    assert reply.headers["content-type"] == "application/json"
+    assert error_code(reply) == "too_large"
+    assert str(DEFAULT_MAX_BODY_BYTES) in reply.json()["error"]["message"]
+    assert calls.calls == []
+
+
+def test_decorator_misuse_is_a_type_error_at_declaration(harness: Harness) -> None:
+    def send_email(payload: Any) -> None: ...
+
+    with pytest.raises(TypeError, match=r'@taskless\.queue\("emails"\)') as bare:
+        harness.queue(send_email)  # type: ignore[arg-type]  # @taskless.queue, no parentheses
+    assert "send_email" in str(bare.value)
+    with pytest.raises(TypeError, match=r'not int 5: use @taskless\.queue\("emails"\)'):
+        harness.queue(5)  # type: ignore[arg-type]
+    for handler, shown in [(42, "int 42"), (None, "None"), (int, "the class int")]:
+        with pytest.raises(TypeError) as info:
+            harness.queue("emails")(handler)
+        assert str(info.value) == (
+            "the handler of queue 'emails' must be a function taking (payload) or "
+            f"(payload, meta), not {shown}"
+        )
+    # Nothing was declared by the refused attempts: the queue is still free.
+    harness.queue("emails")(send_email)
+    assert post(harness, "emails").status == 200

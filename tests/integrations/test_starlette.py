@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -126,7 +127,9 @@ def test_init_app_later_and_only_once() -> None:
     app = Starlette()
     taskless.init_app(app)
     taskless.init_app(app)
-    assert len(app.router.routes) == 1
+    assert [route.path for route in app.router.routes] == [  # type: ignore[attr-defined]
+        "/api/queues/{queue}", "/api/queues/{queue}/"
+    ]
     assert post(AsgiHarness(app, taskless), "emails", {"x": 1}).status == 200
     assert seen == [{"x": 1}]
 
@@ -142,6 +145,8 @@ def test_custom_routes_are_mounted(declared_after_init: bool) -> None:
         taskless.init_app(app)
     harness = AsgiHarness(app, taskless)
     reply = post(harness, "emails", path="/hooks/email")
+    assert (reply.status, reply.json()["result"]) == (200, "custom")
+    reply = post(harness, "emails", path="/hooks/email/")  # answered, not redirected
     assert (reply.status, reply.json()["result"]) == (200, "custom")
     assert post(harness, "emails").status == 404  # not at the default route any more
 
@@ -190,3 +195,78 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert post(AsgiHarness(app, taskless), "emails", secret=secret).status == 200
     assert handler.queue.endpoint == "https://env.example.com/api/queues/emails"
     asyncio.run(taskless.aclose())
+
+
+def test_settings_with_an_invalid_secret_are_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taskless.core.errors import ConfigurationError
+
+    monkeypatch.setenv("TASKLESS_SIGNING_SECRET", "whsec_!!!")
+    with pytest.raises(ConfigurationError, match="^TASKLESS_SIGNING_SECRET is not a valid"):
+        Taskless(Starlette())
+    monkeypatch.delenv("TASKLESS_SIGNING_SECRET")
+    monkeypatch.setenv("TASKLESS_PREVIOUS_SIGNING_SECRETS", "12345")
+    with pytest.raises(ConfigurationError, match="^TASKLESS_PREVIOUS_SIGNING_SECRETS: entry 1 of 1"):
+        Taskless(Starlette())
+
+
+# --- body size -------------------------------------------------------------------------------
+
+
+def test_a_streamed_body_over_max_body_bytes_is_413_without_reading_it_all() -> None:
+    app, taskless = build(max_body_bytes=1000)
+    seen: list[Any] = []
+    taskless.queue("emails")(seen.append)
+    sent: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        for _ in range(100):
+            sent.append(1)
+            yield b"x" * 300
+
+    async def main() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.post("/api/queues/emails", content=chunks())
+
+    response = asyncio.run(main())
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert len(sent) < 10  # stopped reading once over the limit
+    assert seen == []
+
+
+def test_a_declared_body_over_max_body_bytes_is_413_before_reading() -> None:
+    app, taskless = build(max_body_bytes=1000)
+    taskless.queue("emails")(lambda payload: None)
+    received: list[str] = []
+
+    async def main() -> Any:
+        messages: list[Any] = []
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/api/queues/emails",
+            "raw_path": b"/api/queues/emails", "root_path": "", "query_string": b"",
+            "headers": [(b"content-length", b"5000")], "server": ("app", 80),
+        }
+
+        async def receive() -> Any:
+            received.append("body")
+            return {"type": "http.request", "body": b"x" * 5000, "more_body": False}
+
+        async def send(message: Any) -> None:
+            messages.append(message)
+
+        await app(scope, receive, send)
+        return messages
+
+    start, body = asyncio.run(main())
+    assert start["status"] == 413
+    assert b'"too_large"' in body["body"]
+    assert received == []  # the body was never read
+
+
+def test_max_body_bytes_is_checked_when_built() -> None:
+    with pytest.raises(TypeError, match="max_body_bytes"):
+        Taskless(Starlette(), settings=SETTINGS, max_body_bytes="2MB")  # type: ignore[arg-type]
