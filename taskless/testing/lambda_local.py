@@ -10,6 +10,11 @@ receive jobs in your Lambda code on your machine::
     # in another shell: deliveries go to http://127.0.0.1:9000/api/queues/<queue>
     TASKLESS_BASE_URL=http://127.0.0.1:9000 python enqueue_something.py
 
+With an API Gateway ``--stage`` (not ``$default``), the front serves the stage's URLs, as the
+``execute-api`` domain does: ``http://127.0.0.1:9000/prod/api/queues/<queue>`` (so
+``TASKLESS_BASE_URL=http://127.0.0.1:9000/prod``); a URL without the stage is answered 403
+``{"message": "Forbidden"}`` (REST API) or 404 ``{"message": "Not Found"}`` (HTTP API).
+
 Or in tests::
 
     with LambdaFront(handler, source="apigw-rest") as front:
@@ -69,6 +74,11 @@ _TARGET_GROUP = (
 )
 _TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded")
 _BAD_GATEWAY = json.dumps({"message": "Internal Server Error"}).encode()
+#: The sources that have stages (API Gateway), and what each answers outside its stage.
+_STAGED = {
+    "apigw-rest": (403, {"message": "Forbidden"}),
+    "apigw-http": (404, {"message": "Not Found"}),
+}
 
 
 @dataclass
@@ -383,9 +393,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _invoke(self) -> None:
         front = self.server.front
         body = self._read_body()
+        target = front._target(self.path)
+        if target is None:  # not under the stage: API Gateway answers without calling Lambda
+            status, message = _STAGED[front.source]
+            content = json.dumps(message).encode()
+            self._send(LocalResponse(status, [("content-type", "application/json")], content))
+            return
         items = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
+        # The event's path is without the stage (build_event puts it where AWS does).
         event = build_event(
-            front.source, self.command, self.path, items, body,
+            front.source, self.command, target, items, body,
             stage=front.stage, base64_body=front.base64_body, source_ip=self.client_address[0],
         )
         # As the Lambda runtime does: the event arrives as JSON.
@@ -422,9 +439,17 @@ class LambdaFront:
     """An HTTP server on ``host:port`` (0: a free port) that calls ``handler(event, context)``
     with the events of ``source`` (one of :data:`SOURCES`).
 
+    ``stage`` is the API Gateway stage (``apigw-rest`` and ``apigw-http`` only). A named
+    stage (not ``$default``) is in the URLs, as on the ``execute-api`` domain: :attr:`url` is
+    ``http://host:port/<stage>``, the event's path is what follows it (REST: ``path`` without
+    the stage, ``requestContext.path`` with it; HTTP API: ``rawPath`` with it), and a URL
+    outside the stage is answered 403 ``Forbidden`` (REST) or 404 ``Not Found`` (HTTP API).
+
     The URL is known as soon as it is built; :meth:`start` serves in a background thread,
-    :meth:`serve_forever` in this one. A handler that raises, or returns something that is
-    not a response, gets a 502 as from AWS, and its traceback goes to stderr.
+    :meth:`serve_forever` in this one. A handler that raises gets a 502 as from AWS, and its
+    traceback goes to stderr; so does one that returns something that is not a response,
+    except behind ``apigw-http`` and ``function-url``, where (as with payload format 2.0) any
+    JSON value is answered 200 with that value as the body.
     """
 
     def __init__(
@@ -440,17 +465,38 @@ class LambdaFront:
     ) -> None:
         if source not in SOURCES:
             raise ValueError(f"unknown event source {source!r}; use one of {', '.join(SOURCES)}")
+        if stage is not None and source not in _STAGED:
+            raise ValueError(
+                f"{source} has no stages: --stage / stage= is for {' and '.join(_STAGED)}"
+            )
+        if stage is not None and (not stage or "/" in stage or stage != stage.strip()):
+            raise ValueError(f"a stage is a name without '/' or spaces, like 'prod'; not {stage!r}")
         self.handler = handler
         self.source = source
         self.stage = stage
+        #: The path every URL starts with: ``/<stage>`` for a named stage, else nothing.
+        self.stage_prefix = f"/{stage}" if stage not in (None, "$default") else ""
         self.base64_body = base64_body
         self.function_name = function_name
         self._server = _Server((host, port), _RequestHandler)
         self._server.front = self
         bound_host, bound_port = self._server.server_address[:2]
         self.port: int = int(bound_port)
-        self.url = f"http://{bound_host!s}:{self.port}"
+        #: The server's root, and the API's URL (with the stage, if it has a named one): the
+        #: function's public URL, for ``TASKLESS_BASE_URL``.
+        self.root_url = f"http://{bound_host!s}:{self.port}"
+        self.url = self.root_url + self.stage_prefix
         self._thread: threading.Thread | None = None
+
+    def _target(self, target: str) -> str | None:
+        """The request target (path and query) without the stage; ``None`` outside it."""
+        prefix = self.stage_prefix
+        if not prefix:
+            return target
+        path, mark, query = target.partition("?")
+        if path != prefix and not path.startswith(prefix + "/"):
+            return None
+        return (path[len(prefix) :] or "/") + mark + query
 
     def start(self) -> Self:
         """Serve in a background thread; returns at once (the socket already listens)."""
@@ -488,16 +534,44 @@ class LambdaFront:
         self.stop()
 
 
+_PROG = "python -m taskless.testing.lambda_local"
+
+
+class _UsageError(Exception):
+    """Printed as one line, ``<prog>: <message>``; exit status 2."""
+
+
 def _load(spec: str) -> Handler:
+    """The handler named ``MODULE:NAME`` (``NAME`` may be dotted), imported from the current
+    directory too. Raises :class:`_UsageError` when it cannot be found; an error raised by the
+    module's own code keeps its traceback, unless it is a Taskless error (a setting)."""
+    from taskless.core.errors import TasklessError
+
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise SystemExit(f"expected MODULE:HANDLER (like app:handler), got {spec!r}")
+        raise _UsageError(f"expected MODULE:NAME (like app:handler), got {spec!r}")
     sys.path.insert(0, os.getcwd())
-    target: Any = importlib.import_module(module_name)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise _UsageError(
+                f"no module named {exc.name!r} (from {spec!r}): run this from the directory "
+                "that holds it, or fix MODULE in MODULE:NAME"
+            ) from None
+        raise _UsageError(f"cannot import {module_name!r}: {exc}") from None
+    except TasklessError as exc:  # a setting read at import, say an invalid signing secret
+        raise _UsageError(f"cannot import {module_name!r}: {exc}") from None
     for part in attribute.split("."):
-        target = getattr(target, part)
-    if not callable(target):
-        raise SystemExit(f"{spec} is not callable")
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise _UsageError(
+                f"{module_name!r} has no attribute {part!r} (from {spec!r}): NAME in "
+                "MODULE:NAME is the handler, such as handler for 'handler = taskless.handler'"
+            ) from None
+    if not callable(target) or isinstance(target, type):
+        raise _UsageError(f"{spec} is not a function (it is {type(target).__name__})")
     handler: Handler = target
     return handler
 
@@ -505,7 +579,7 @@ def _load(spec: str) -> Handler:
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m taskless.testing.lambda_local MODULE:HANDLER [--source ...] [--port ...]``"""
     parser = argparse.ArgumentParser(
-        prog="python -m taskless.testing.lambda_local",
+        prog=_PROG,
         description="Serve a Lambda handler over HTTP, as an AWS front would call it.",
     )
     parser.add_argument("handler", help="the handler, as MODULE:NAME (like app:handler)")
@@ -513,17 +587,40 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="the AWS front to play (default: apigw-http)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--stage", default=None, help="the API Gateway stage")
+    parser.add_argument(
+        "--stage", default=None,
+        help="the API Gateway stage (apigw-rest, apigw-http): its name starts every URL, "
+        "as on the execute-api domain; the URL printed includes it",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    front = LambdaFront(
-        _load(args.handler), args.source, host=args.host, port=args.port, stage=args.stage
-    )
+    try:
+        front = _front(args)
+    except _UsageError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"{args.handler} as a {args.source} Lambda on {front.url} (Ctrl+C to stop)", flush=True)
     try:
         front.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+def _front(args: argparse.Namespace) -> LambdaFront:
+    if args.stage is not None and args.source not in _STAGED:
+        raise _UsageError(
+            f"--stage is for {' and '.join(_STAGED)}; {args.source} has no stages"
+        )
+    handler = _load(args.handler)
+    try:
+        return LambdaFront(handler, args.source, host=args.host, port=args.port, stage=args.stage)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    except OSError as exc:
+        raise _UsageError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+            " (another process uses the port? pick another with --port)"
+        ) from None
 
 
 if __name__ == "__main__":

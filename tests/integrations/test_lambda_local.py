@@ -218,8 +218,12 @@ def test_head_gets_no_body(echo: LambdaFront) -> None:
     assert response.status_code == 200 and response.content == b""
 
 
-@pytest.mark.parametrize("source", SOURCES)
-@pytest.mark.parametrize("stage", [None, "live"])
+FRONTS = [(source, None) for source in SOURCES] + [
+    ("apigw-rest", "live"), ("apigw-http", "live"), ("apigw-http", "$default")
+]
+
+
+@pytest.mark.parametrize(("source", "stage"), FRONTS)
 def test_a_taskless_handler_behind_every_front(source: str, stage: str | None) -> None:
     settings = Settings()
     taskless = Taskless(settings=settings)
@@ -240,3 +244,181 @@ def test_a_taskless_handler_behind_every_front(source: str, stage: str | None) -
     assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
     assert unknown.status_code == 404
     assert seen == [PAYLOAD]
+
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+
+def recording_handler(events: list[dict[str, Any]]) -> Any:
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        events.append(event)
+        return {"statusCode": 204, "headers": {}, "body": ""}
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("source", "refused"),
+    [("apigw-rest", (403, {"message": "Forbidden"})),
+     ("apigw-http", (404, {"message": "Not Found"}))],
+)
+def test_a_named_stage_is_in_the_urls_as_on_aws(
+    source: str, refused: tuple[int, dict[str, str]]
+) -> None:
+    events: list[dict[str, Any]] = []
+    with LambdaFront(recording_handler(events), source, stage="prod") as front:
+        assert front.url == f"{front.root_url}/prod"
+        ok = httpx.post(f"{front.url}/api/queues/emails?x=1", content=b"{}")
+        root = httpx.post(f"{front.url}", content=b"{}")
+        outside = [
+            httpx.post(f"{front.root_url}{path}", content=b"{}")
+            for path in ("/api/queues/emails", "/production/api/queues/emails", "/")
+        ]
+    assert (ok.status_code, root.status_code) == (204, 204)
+    for response in outside:
+        assert (response.status_code, response.json()) == refused
+        assert response.headers["content-type"] == "application/json"
+    assert len(events) == 2  # the function was not called for the URLs outside the stage
+    event = events[0]
+    assert event["requestContext"]["stage"] == "prod"
+    if source == "apigw-rest":
+        assert event["path"] == "/api/queues/emails"  # without the stage
+        assert event["requestContext"]["path"] == "/prod/api/queues/emails"  # with it
+        assert event["queryStringParameters"] == {"x": "1"}
+        assert (events[1]["path"], events[1]["requestContext"]["path"]) == ("/", "/prod/")
+    else:
+        assert event["rawPath"] == "/prod/api/queues/emails"  # with the stage
+        assert event["requestContext"]["http"]["path"] == "/prod/api/queues/emails"
+        assert event["rawQueryString"] == "x=1"
+
+
+def test_the_default_stage_of_an_http_api_is_not_in_the_urls() -> None:
+    events: list[dict[str, Any]] = []
+    with LambdaFront(recording_handler(events), "apigw-http", stage="$default") as front:
+        assert front.url == front.root_url
+        assert httpx.post(f"{front.url}/api/queues/emails").status_code == 204
+    assert events[0]["rawPath"] == "/api/queues/emails"
+    assert events[0]["requestContext"]["stage"] == "$default"
+
+
+@pytest.mark.parametrize(
+    ("source", "stage", "message"),
+    [("function-url", "prod", "function-url has no stages"),
+     ("alb", "prod", "alb has no stages"),
+     ("apigw-rest", "a/b", "a stage is a name without '/'"),
+     ("apigw-rest", "", "a stage is a name")],
+)
+def test_stages_only_where_aws_has_them(source: str, stage: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LambdaFront(recording_handler([]), source, stage=stage)
+
+
+@pytest.mark.parametrize("source", ["apigw-rest", "apigw-http"])
+def test_the_stage_url_as_taskless_base_url_routes_to_the_queue(source: str) -> None:
+    """The documented setup: TASKLESS_BASE_URL is the front's URL, stage included."""
+    seen: list[Any] = []
+    function: list[Taskless] = []
+    with LambdaFront(lambda event, context: function[0].handler(event, context), source,
+                     stage="prod") as front:
+        settings = Settings(base_url=front.url)
+        taskless = Taskless(settings=settings)
+        function.append(taskless)
+        send = taskless.queue("emails")(seen.append)
+        endpoint = send.queue.endpoint
+        assert endpoint == f"{front.root_url}/prod/api/queues/emails"
+        body = body_for("emails")
+        headers = signed_headers(body, settings.signing_secret)
+        response = httpx.post(endpoint, content=body, headers=headers)
+        taskless.close()
+    assert response.status_code == 200, response.text
+    assert seen == [PAYLOAD]
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from taskless.testing.lambda_local import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    code = info.value.code
+    return code if isinstance(code, int) else 1, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_such_module_here:handler", "no module named 'no_such_module_here'"),
+        ("no_such_package.app:handler", "no module named 'no_such_package'"),
+        ("json:no_such_handler", "'json' has no attribute 'no_such_handler'"),
+        ("app", "expected MODULE:NAME (like app:handler), got 'app'"),
+        ("json:__name__", "json:__name__ is not a function (it is str)"),
+        ("json:JSONDecoder", "json:JSONDecoder is not a function (it is type)"),
+    ],
+)
+def test_a_bad_handler_is_a_one_line_error(
+    spec: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_main([spec, "--port", "0"], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("python -m taskless.testing.lambda_local: ")
+    assert message in err
+
+
+def test_an_import_time_setting_error_is_a_one_line_error(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "badsecret_app.py").write_text(
+        "from taskless.integrations.aws_lambda import Taskless\n"
+        "taskless = Taskless()\n"
+        "handler = taskless.handler\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASKLESS_SIGNING_SECRET", "whsec_!!!")
+    code, err = run_main(["badsecret_app:handler", "--port", "0"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "cannot import 'badsecret_app': TASKLESS_SIGNING_SECRET is not a valid" in err
+
+
+def test_a_port_in_use_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = run_main(["json:loads", "--port", str(port)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in err
+
+
+def test_stage_for_a_source_without_stages_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run_main(["json:loads", "--source", "alb", "--stage", "prod"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "--stage is for apigw-rest and apigw-http; alb has no stages" in err
+
+
+def test_the_command_line_front_prints_the_stage_url(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskless.testing.lambda_local", "json:loads",
+         "--source", "apigw-rest", "--stage", "prod", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        url = banner.split(" on ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/prod"), banner
+        refused = httpx.post(url.removesuffix("/prod") + "/api/queues/emails")
+        assert (refused.status_code, refused.json()) == (403, {"message": "Forbidden"})
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
