@@ -12,7 +12,9 @@
     taskless runs QUEUE NAME          show a job's run history      } TASKLESS_API_KEY
 
 ``dev`` and ``serve`` print ``listening on <url>`` once they accept requests (``--port 0``
-picks a free port), so scripts and tests can start one and wait for that line.
+picks a free port), so scripts and tests can start one and wait for that line. SIGTERM and
+SIGINT (Ctrl-C) shut them down gracefully (requests and the deliveries in flight finish,
+within their grace) and the exit status is 0.
 Exit status: 0 success, 1 failure, 2 bad usage or settings, 141 when stdout closes early
 (``taskless schedule ... | head -1``; quietly, as for a command ended by SIGPIPE). ``schedule``
 prints the runs that exist and, on stderr, a note when the schedule ends (the year 9999)
@@ -22,10 +24,14 @@ before ``-n`` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any, TextIO
 
 from taskless import __version__
@@ -233,18 +239,35 @@ def _dev_banner(settings: Settings) -> str:
 
 
 def _check_secrets(settings: Settings) -> None:
-    from taskless.core.signing import decode_secret
+    settings.check_signing_secrets()  # names the variable (and the entry of the list)
 
-    named = [("TASKLESS_SIGNING_SECRET", settings.signing_secret)] + [
-        ("TASKLESS_PREVIOUS_SIGNING_SECRETS", s) for s in settings.previous_signing_secrets
-    ]
-    for variable, secret in named:
-        try:
-            decode_secret(secret)
-        except ConfigurationError:
-            raise ConfigurationError(
-                f"{variable} is not a valid signing secret: expected 'whsec_' followed by base64"
-            ) from None
+
+class _Terminated(BaseException):
+    """SIGTERM, as uvicorn raises it again once it has shut down gracefully (a BaseException,
+    like KeyboardInterrupt for SIGINT, so that no ``except Exception`` swallows it)."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_ends_cleanly() -> Iterator[None]:
+    """While serving, uvicorn handles SIGTERM and SIGINT itself: it stops accepting, lets the
+    requests in flight finish, runs the app's shutdown (the dispatcher gives its deliveries
+    their grace), then raises the signal again with the handler that was there before. For
+    SIGINT that is Python's KeyboardInterrupt; for SIGTERM the default handler would end the
+    process with status 143 ("Terminated"). This handler turns it into a clean return."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | None) -> int:
@@ -285,7 +308,8 @@ def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | N
         print(f"Taskless job server ({settings.env}) {READY_PREFIX}{url}", flush=True)
 
     try:
-        run(app, args.host, args.port, ready=ready, log_level=args.log_level)
+        with _sigterm_ends_cleanly():
+            run(app, args.host, args.port, ready=ready, log_level=args.log_level)
     except OSError as exc:
         print(f"taskless {args.command}: cannot listen on {args.host}:{args.port}: {exc}",
               file=sys.stderr)

@@ -3,8 +3,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -405,3 +407,80 @@ def test_serve_starts_with_production_settings(
         process.terminate()
         process.communicate(timeout=30)
     assert (tmp_path / "prod.db").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_dev_shuts_down_cleanly_on_sigterm_and_sigint(
+    tmp_path: Path, subprocess_env: dict[str, str], signum: signal.Signals
+) -> None:
+    process, url = start(["dev", "--port", "0"], tmp_path, subprocess_env)
+    assert httpx.get(url + "/healthz").status_code == 200
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err  # not 143 (killed by SIGTERM), no "Terminated"
+    assert "Traceback" not in err
+    assert "Application shutdown complete" in err
+
+
+class _SlowReceiver:
+    """An HTTP endpoint on a loopback port that takes ``delay`` seconds to answer each POST."""
+
+    def __init__(self, delay: float) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                receiver.started.set()
+                time.sleep(delay)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                receiver.finished.set()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sigterm_lets_the_delivery_in_flight_finish_and_records_it(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    receiver = _SlowReceiver(delay=1.5)
+    headers = {"authorization": f"Bearer {DEV_API_KEY}"}
+    try:
+        process, url = start(["dev", "--port", "0"], tmp_path, subprocess_env)
+        created = httpx.put(
+            url + "/v1/queues/slow/jobs/one", headers=headers,
+            json={"payload": {"n": 1}, "endpoint": receiver.url, "options": {"retries": 0}},
+        )
+        assert created.status_code == 201, created.text
+        assert receiver.started.wait(30)
+        process.send_signal(signal.SIGTERM)  # while the delivery is in flight
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert receiver.finished.is_set()
+    finally:
+        receiver.close()
+    # The attempt was recorded before the server stopped: a restarted server knows its result.
+    process, url = start(["dev", "--port", "0"], tmp_path, subprocess_env)
+    try:
+        runs = httpx.get(url + "/v1/queues/slow/jobs/one/runs", headers=headers).json()["runs"]
+        job = httpx.get(url + "/v1/queues/slow/jobs/one", headers=headers).json()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert [(r["status"], r["statusCode"]) for r in runs] == [("succeeded", 200)]
+    assert job["state"] == "completed"
