@@ -3,8 +3,9 @@
 ``TASKLESS_URL=memory://`` (or ``memory://NAME`` for a second, separate fake) makes every queue
 created with that URL send its requests to the :class:`~taskless.testing.fake.TasklessFake`
 that is *active* for the URL when each request is made, so a queue created once (at import
-time, say) reaches the fresh fake of each test. With no fake active, a process-wide default
-one is created on first use.
+time, say) reaches the fresh fake of each test. With no fake active, a request raises
+:class:`~taskless.core.errors.ConfigurationError`: ``memory://`` is for tests, and a running app
+with it would otherwise lose its jobs silently. Creating a queue with the URL never raises.
 
 This module is registered as a Taskless plugin (entry point group ``taskless``) and offers the
 ``memory`` scheme through the ``taskless_transports`` hook. It imports no test framework.
@@ -16,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from taskless.core.errors import ConfigurationError
 from taskless.core.hooks import hookimpl
 from taskless.core.settings import Settings
 from taskless.core.transport import (
@@ -34,7 +36,6 @@ __all__ = ["MemoryTransport", "active_fake", "fake_key", "taskless_transports"]
 SCHEME = "memory"
 
 _active: dict[str, TasklessFake] = {}
-_defaults: dict[str, TasklessFake] = {}
 _lock = threading.Lock()
 
 
@@ -67,19 +68,22 @@ def deactivate(fake: TasklessFake, url: str, previous: TasklessFake | None = Non
 
 
 def active_fake(url: str = "memory://") -> TasklessFake:
-    """The fake serving ``url`` now: the active one, else the process-wide default one
-    (created on first use)."""
+    """The fake serving ``url`` now.
+
+    :raises ConfigurationError: no fake is active for ``url``.
+    """
     key = fake_key(url)
     with _lock:
-        fake = _active.get(key) or _defaults.get(key)
-        if fake is not None:
-            return fake
-    from .fake import TasklessFake
-
-    with _lock:
-        if key not in _defaults:
-            _defaults[key] = TasklessFake(url=url)
-        return _active.get(key) or _defaults[key]
+        fake = _active.get(key)
+    if fake is None:
+        raise ConfigurationError(
+            f"TASKLESS_URL={url!r}: no TasklessFake is active for it. memory:// is the in-memory "
+            "fake job server, for tests only: nothing is ever delivered to a running app. In "
+            "tests, use the taskless_fake pytest fixture, `with TasklessFake(...):`, or "
+            "TasklessFake(...).install() (with url=" + repr(url) + " for a named one); to run "
+            "the app, set TASKLESS_URL to your job server's http(s):// URL."
+        )
+    return fake
 
 
 class MemoryTransport(Transport, AsyncTransport):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from taskless.core.errors import JobNotFound, ValidationError
+from taskless.core.errors import ConfigurationError, JobNotFound, ValidationError
 from taskless.core.models import JobState
 from taskless.core.queue import AsyncQueue, Queue
 from taskless.core.transport import ApiRequest
@@ -122,6 +122,39 @@ def test_named_memory_urls_are_separate_fakes() -> None:
         Queue("q", url="memory://two").enqueue("y", 1)
     assert [j.name for j in one.jobs()] == ["x"]
     assert [j.name for j in two.jobs()] == ["y"]
+
+
+def test_memory_url_without_an_active_fake_refuses_requests() -> None:
+    queue: Queue[Any] = Queue("emails", url="memory://")  # building the queue is fine
+    with pytest.raises(ConfigurationError) as caught:
+        queue.enqueue("lost", 1)
+    message = str(caught.value)
+    assert "TASKLESS_URL='memory://'" in message
+    assert "for tests only" in message
+    assert "taskless_fake" in message and "with TasklessFake(...)" in message
+    assert ".install()" in message
+    with pytest.raises(ConfigurationError):
+        queue.get("lost")
+    with pytest.raises(ConfigurationError, match="memory://other"):
+        Queue("emails", url="memory://other").enqueue("lost", 1)
+
+
+@pytest.mark.anyio
+async def test_memory_url_without_an_active_fake_refuses_async_requests() -> None:
+    queue: AsyncQueue[Any] = AsyncQueue("emails", url="memory://")
+    with pytest.raises(ConfigurationError, match="TASKLESS_URL"):
+        await queue.enqueue("lost", 1)
+
+
+def test_a_queue_built_before_any_fake_reaches_each_fake_in_turn() -> None:
+    queue: Queue[Any] = Queue("emails", url="memory://")
+    for name in ("first", "second"):
+        fresh = TasklessFake(start=START)
+        with fresh:
+            queue.enqueue(name, 1)
+        assert [j.name for j in fresh.jobs()] == [name]
+    with pytest.raises(ConfigurationError):
+        queue.enqueue("after", 1)  # uninstalled again: no fake is active
 
 
 def test_other_api_routes(fake: TasklessFake) -> None:
