@@ -20,13 +20,14 @@ files are imported, for apps that build their queues at import time.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from taskless.testing.fake import TasklessFake
+from taskless.testing.fake import Mode, TasklessFake
 
 __all__ = ["taskless_fake"]
 
@@ -67,6 +68,50 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+_MODES: tuple[str, ...] = get_args(Mode)
+
+
+def _marker_arguments() -> list[str]:
+    fake_options = [
+        name
+        for name, parameter in inspect.signature(TasklessFake).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    return ["app", *fake_options, "assert_all_served"]
+
+
+def _marker_options(marker: pytest.Mark | None) -> dict[str, Any]:
+    """The marker's keyword arguments, checked: a mistake is a usage error, never ignored."""
+    if marker is None:
+        return {}
+    valid = _marker_arguments()
+    listed = ", ".join(valid)
+    if marker.args:
+        shown = ", ".join(repr(arg) for arg in marker.args)
+        hint = (
+            f" (did you mean app={marker.args[0]!r}?)"
+            if len(marker.args) == 1 and not marker.kwargs.get("app")
+            else ""
+        )
+        raise pytest.UsageError(
+            f"@pytest.mark.taskless takes keyword arguments only, got positional {shown}"
+            f"{hint}; valid arguments: {listed}"
+        )
+    unknown = [name for name in marker.kwargs if name not in valid]
+    if unknown:
+        raise pytest.UsageError(
+            f"@pytest.mark.taskless: unknown argument(s) {', '.join(map(repr, unknown))}; "
+            f"valid arguments: {listed}"
+        )
+    mode = marker.kwargs.get("mode", "app")
+    if mode not in _MODES:
+        raise pytest.UsageError(
+            f"@pytest.mark.taskless: mode={mode!r} is not a mode; valid modes: "
+            + ", ".join(map(repr, _MODES))
+        )
+    return dict(marker.kwargs)
+
+
 def _load(app: Any) -> Any:
     if not isinstance(app, str):
         return app
@@ -85,7 +130,7 @@ def taskless_fake(
 ) -> Iterator[TasklessFake]:
     """A fresh in-memory Taskless job server with a virtual clock, serving ``memory://``."""
     marker = request.node.get_closest_marker("taskless")
-    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    options = _marker_options(marker)
     check_served = bool(options.pop("assert_all_served", True))
     app = _load(options.pop("app", None))
     if app is None:

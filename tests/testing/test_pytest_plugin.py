@@ -162,6 +162,55 @@ def test_bad_marker_options_are_usage_errors(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*@pytest.mark.taskless:*no_such_option*"])
 
 
+def test_positional_marker_arguments_are_usage_errors(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        @pytest.mark.taskless("myapp:app")
+        def test_it(taskless_fake):
+            pass
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        (
+            "*@pytest.mark.taskless takes keyword arguments only, got positional 'myapp:app'"
+            " (did you mean app='myapp:app'?); valid arguments: app, mode, settings, start, url,*"
+            "assert_all_served"
+        ),
+    ])
+
+
+def test_an_unknown_mode_is_a_usage_error_without_an_app(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        @pytest.mark.taskless(mode="weird")
+        def test_it(taskless_fake):
+            pass
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.taskless: mode='weird' is not a mode; valid modes: 'app', 'direct'",
+    ])
+
+
+def test_unknown_marker_arguments_list_the_valid_ones(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        @pytest.mark.taskless(ap="myapp:app")
+        def test_it(taskless_fake):
+            pass
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.taskless: unknown argument(s) 'ap'; valid arguments: app, mode,*",
+    ])
+
+
 def test_marker_is_registered(project: pytest.Pytester) -> None:
     result = project.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.taskless(*): configure the taskless_fake fixture*"])
