@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -20,16 +21,21 @@ def as_timedelta(value: timedelta | float | str, *, field: str = "by") -> timede
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     if isinstance(value, str):
-        duration = parse_duration(value, field=field)
-        if duration.years or duration.months:
-            raise ValueError(
-                f"{field}: {value!r} has years or months, which have no fixed length; "
-                "advance to a time instead (advance_to)"
-            )
-        return timedelta(
-            weeks=duration.weeks, days=duration.days, seconds=float(duration.seconds)
-        )
+        return _duration_step(value, field)
     raise TypeError(f"{field} must be a timedelta, seconds or an ISO-8601 duration")
+
+
+@functools.lru_cache(maxsize=256)
+def _duration_step(value: str, field: str) -> timedelta:
+    """A duration string as a timedelta, parsed once: tests advance by the same few steps
+    thousands of times (errors are raised each time, never cached)."""
+    duration = parse_duration(value, field=field)
+    if duration.years or duration.months:
+        raise ValueError(
+            f"{field}: {value!r} has years or months, which have no fixed length; "
+            "advance to a time instead (advance_to)"
+        )
+    return timedelta(weeks=duration.weeks, days=duration.days, seconds=float(duration.seconds))
 
 
 class VirtualClock:

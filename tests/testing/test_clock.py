@@ -1,0 +1,40 @@
+"""The virtual clock's steps of time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from taskless.core.errors import ValidationError
+from taskless.testing import TasklessFake, clock
+
+
+def test_a_duration_string_is_parsed_once_however_often_it_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    real = clock.parse_duration
+
+    def counting(text: str, **kwargs: Any) -> Any:
+        parsed.append(text)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(clock, "parse_duration", counting)
+    clock._duration_step.cache_clear()
+    fake = TasklessFake(start="2024-01-01T00:00:00Z")
+    for _ in range(96):
+        fake.advance("PT15M")
+    assert fake.now == datetime(2024, 1, 2, tzinfo=UTC)
+    assert clock.as_timedelta("PT15M") == timedelta(minutes=15)
+    assert clock.as_timedelta("P1W") == timedelta(weeks=1)
+    assert parsed == ["PT15M", "P1W"]
+
+
+def test_refused_duration_strings_raise_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError, match="years or months"):
+            clock.as_timedelta("P1M")
+        with pytest.raises(ValidationError):
+            clock.as_timedelta("15 minutes")
