@@ -10,7 +10,8 @@ object or a ``"module:attribute"`` string, and ``assert_all_served``)::
     def test_signup(taskless_fake): ...
 
 or define a ``taskless_app`` fixture returning your app. At teardown the test fails if a
-delivery found nothing to serve it (no app mounted, no handler): turn that off with
+delivery found nothing to serve it (no app or handler for its endpoint, or a 404 from the app's
+receiver): turn that off with
 ``@pytest.mark.taskless(assert_all_served=False)``.
 
 The ini option ``taskless_url`` (e.g. ``memory://``) sets ``TASKLESS_URL`` before conftest
@@ -27,7 +28,7 @@ from typing import Any, get_args
 
 import pytest
 
-from taskless.testing.fake import Mode, TasklessFake
+from taskless.testing.fake import Delivery, Mode, TasklessFake
 
 __all__ = ["taskless_fake"]
 
@@ -145,14 +146,22 @@ def taskless_fake(
     monkeypatch.setenv("TASKLESS_URL", fake.url)
     with fake:
         yield fake
-    unserved = [d for d in fake.deliveries() if d.status is None and d.unserved]
+    unserved = [d for d in fake.deliveries() if _unserved(d)]
     if check_served and unserved:
         listed = "\n".join(f"  {d}" for d in unserved[:10])
+        more = f"\n  ... and {len(unserved) - 10} more" if len(unserved) > 10 else ""
         pytest.fail(
-            f"{len(unserved)} delivery attempt(s) found no app or handler to serve them:\n"
-            f"{listed}\nMount your app (@pytest.mark.taskless(app=...), a taskless_app fixture, "
-            "or taskless_fake.mount(app)), or turn this check off with "
-            "@pytest.mark.taskless(assert_all_served=False).",
+            f"{len(unserved)} delivery attempt(s) found nothing to serve them (no app or "
+            "handler for the endpoint, or the app answered 404):\n"
+            f"{listed}{more}\nMount your app at the endpoint's base URL "
+            "(@pytest.mark.taskless(app=...), a taskless_app fixture, or "
+            "taskless_fake.mount(app, base_url=...)) and declare the queue, or turn this check "
+            "off with @pytest.mark.taskless(assert_all_served=False).",
             pytrace=False,
         )
 
+
+def _unserved(delivery: Delivery) -> bool:
+    """Nothing served the attempt: no app or handler took it (no answer), or the app's
+    receiver answered 404 (no queue is registered at that path)."""
+    return (delivery.status is None and delivery.unserved) or delivery.status == 404

@@ -144,8 +144,25 @@ def test_unserved_deliveries_fail_at_teardown_unless_turned_off(project: pytest.
     result = project.runpytest()
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines([
-        "*1 delivery attempt(s) found no app or handler to serve them:*",
+        "*1 delivery attempt(s) found nothing to serve them (*or the app answered 404):*",
         "*@pytest.mark.taskless(assert_all_served=False)*",
+    ])
+
+
+def test_a_404_from_the_app_fails_at_teardown(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        @pytest.mark.taskless(app="myapp:app")
+        def test_no_such_queue(taskless_fake):
+            taskless_fake.queue("nobody").enqueue("w", 1, {"retries": 0})
+            assert taskless_fake.run_due()[0].status == 404
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*1 delivery attempt(s) found nothing to serve them*",
+        "*nobody/w attempt 1 at * -> 404 (HTTP 404:*no queue is registered at*",
     ])
 
 
