@@ -40,10 +40,18 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError as PydanticValidationError
 
+from ._frozen import fast_init
 from .engine import UNSET, JobRecord, Unset, create_job, patch_job, replace_job, schedule_of
 from .errors import JobNotFound, TasklessError, ValidationError
 from .jsonvalue import FINITE_HINT, Path, find, format_path
-from .models import JobOptions, JobState, Run, validation_error_from
+from .models import (
+    JobOptions,
+    JobState,
+    Run,
+    default_options,
+    validate_options,
+    validation_error_from,
+)
 from .names import validate_name
 from .settings import Settings
 from .timeutil import format_timestamp, to_utc
@@ -242,6 +250,7 @@ def _number_error(path: Path, bad: _BadNumber) -> ValidationError:
 _CAMEL_HUMP: Final = re.compile(r"[A-Z]")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobInput:
     """A validated PUT/POST body (or one job of a batch)."""
@@ -253,6 +262,7 @@ class JobInput:
     name: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JobPatch:
     """A validated PATCH body: only what was given."""
@@ -416,16 +426,17 @@ def _check_keys(body: dict[str, Any], allowed: frozenset[str], prefix: str = "")
 
 def _options(value: Any, *, partial: bool) -> JobOptions:
     if value is None:
-        return JobOptions()
+        return default_options()
     data = _object(value, "options")
     try:
-        # JobOptions() is JobOptions.model_validate({}), a little faster.
-        options = JobOptions.model_validate(data) if data else JobOptions()
+        # default_options() is JobOptions.model_validate({}), without running validation.
+        options = validate_options(data) if data else default_options()
     except PydanticValidationError as exc:
         error = validation_error_from(exc, prefix="options")
         raise ValidationError(error.field, _with_field_name(error)) from None
-    _check_headers(options.headers)
-    if not partial:
+    if options.headers:
+        _check_headers(options.headers)
+    if not partial and options.run_every is not None:
         _check_schedule(options)
     return options
 

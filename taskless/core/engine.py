@@ -38,11 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
-from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+from ._frozen import fast_init
 from .errors import ValidationError
-from .models import JobOptions, JobState, Run
+from .models import JobOptions, JobState, Run, options_with
 from .retry import RandomSource, backoff_delay, jittered
 from .schedule import Schedule
 
@@ -154,6 +154,7 @@ class Backoff:
         return jittered(backoff_delay(attempt, self.base, self.cap), rng)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one delivery attempt ended.
@@ -174,6 +175,7 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Finished:
     """The result of :func:`finish_attempt`.
@@ -189,16 +191,13 @@ class Finished:
     applied: bool
 
 
-# The bits uuid.UUID(version=4) sets: the variant (RFC 4122) and the version number.
-_UUID4_CLEAR: Final = ~((0xC000 << 48) | (0xF000 << 64))
-_UUID4_SET: Final = (0x8000 << 48) | (4 << 76)
-
-
 def _uuid4_hex() -> str:
     """``uuid.uuid4().hex`` (the same random bits, variant and version), without building a
     ``UUID`` object."""
-    value = (int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR) | _UUID4_SET
-    return f"{value:032x}"
+    octets = bytearray(os.urandom(16))
+    octets[6] = (octets[6] & 0x0F) | 0x40  # the version, 4: the high nibble of octet 6
+    octets[8] = (octets[8] & 0x3F) | 0x80  # the variant, RFC 4122: the top bits of octet 8
+    return octets.hex()
 
 
 def new_job_id() -> str:
@@ -210,25 +209,44 @@ def new_run_id() -> str:
 
 
 _RECORD_FIELDS: Final = tuple(f.name for f in fields(JobRecord))
-_RECORD_VALUES: Final = attrgetter(*_RECORD_FIELDS)
-_RECORD_INDEX: Final = {name: i for i, name in enumerate(_RECORD_FIELDS)}
-# The slots' own setters: what the frozen dataclass's __init__ does, without its per-field
-# lookups. Valid while JobRecord's __init__ only stores its arguments.
+# The slots' own setters: what the frozen dataclass's __init__ does (one object.__setattr__
+# per field), without its per-field lookups. Valid while JobRecord's __init__ only stores its
+# arguments.
 _RECORD_SETTERS: Final = tuple(vars(JobRecord)[name].__set__ for name in _RECORD_FIELDS)
 if hasattr(JobRecord, "__post_init__"):  # pragma: no cover - a guard for future edits
-    raise TypeError("_evolve would skip JobRecord.__post_init__")
+    raise TypeError("_record and _evolve would skip JobRecord.__post_init__")
 
 
-def _evolve(record: JobRecord, **changes: Any) -> JobRecord:
-    """``dataclasses.replace(record, **changes)``, at under half the cost: every delivery
-    attempt makes two of these."""
-    values = list(_RECORD_VALUES(record))
-    for name, value in changes.items():
-        values[_RECORD_INDEX[name]] = value
-    new: JobRecord = object.__new__(JobRecord)
-    for setter, value in zip(_RECORD_SETTERS, values, strict=True):
-        setter(new, value)
-    return new
+def _record_builders() -> tuple[Callable[..., JobRecord], Callable[..., JobRecord]]:
+    """Two functions written out field by field, as dataclasses writes ``__init__``:
+
+    * ``_record(id, queue, ..., encrypted)``: ``JobRecord(...)`` (all fields, in order);
+    * ``_evolve(record, *, field=...)``: ``dataclasses.replace(record, field=...)``, an
+      unknown field a :class:`TypeError` as there.
+
+    Every delivery attempt makes two records and every enqueue one: at these rates the
+    generic forms (keyword handling, a loop over the fields) cost twice as much.
+    """
+    setters = {f"_set_{name}": setter for name, setter in zip(_RECORD_FIELDS, _RECORD_SETTERS, strict=True)}
+    make = [f"def _record({', '.join(_RECORD_FIELDS)}):", "    new = _new(JobRecord)"]
+    make += [f"    _set_{name}(new, {name})" for name in _RECORD_FIELDS]
+    make += ["    return new"]
+    evolve = [
+        f"def _evolve(record, /, *, {', '.join(f'{name}=_KEEP' for name in _RECORD_FIELDS)}):",
+        "    new = _new(JobRecord)",
+    ]
+    evolve += [
+        f"    _set_{name}(new, record.{name} if {name} is _KEEP else {name})"
+        for name in _RECORD_FIELDS
+    ]
+    evolve += ["    return new"]
+    namespace: dict[str, Any] = {"_new": object.__new__, "JobRecord": JobRecord, "_KEEP": _KEEP, **setters}
+    exec("\n".join(make + evolve), namespace)  # noqa: S102 - our own text, as dataclasses does
+    return namespace["_record"], namespace["_evolve"]
+
+
+_KEEP: Final = object()
+_record, _evolve = _record_builders()
 
 
 @lru_cache(maxsize=4096)
@@ -251,8 +269,7 @@ def _at(schedule: Schedule, k: int) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
+class _Pending(NamedTuple):  # a tuple: built at every enqueue, cheaper than a dataclass
     state: JobState
     occurrence: int
     scheduled_at: datetime | None
@@ -301,15 +318,12 @@ def _collapse_missed(schedule: Schedule, k: int, at: datetime, now: datetime) ->
 def _fill_run_at(options: JobOptions, now: datetime) -> JobOptions:
     if options.run_at is not None:
         return options
-    return _with(options, run_at=now)
+    return options_with(options, run_at=now)
 
 
 def _with(options: JobOptions, **changes: Any) -> JobOptions:
-    # The values come from validated JobOptions. The copy's fields_set is its own set: kept
-    # accurate in place (an assignment would go through pydantic's slow __setattr__).
-    copy = options.model_copy(update=changes)
-    copy.__pydantic_fields_set__.update(changes)
-    return copy
+    # The values come from validated JobOptions: a copy with them, counted as set.
+    return options_with(options, **changes)
 
 
 def create_job(
@@ -327,24 +341,24 @@ def create_job(
     possible" (for a recurring job: its latest past occurrence, once)."""
     options = _fill_run_at(options, now)
     pending = _initial(options, now, fresh=True)
-    return JobRecord(
-        id=id or new_job_id(),
-        queue=queue,
-        name=name,
-        endpoint=endpoint,
-        payload=payload,
-        encrypted=encrypted,
-        options=options,
-        state=pending.state,
-        next_run_at=pending.next_run_at,
-        occurrence=pending.occurrence,
-        run_id=None,
-        attempt=0,
-        scheduled_at=pending.scheduled_at,
-        version=1,
-        lease_until=None,
-        created_at=now,
-        updated_at=now,
+    return _record(
+        id or new_job_id(),  # id
+        queue,
+        name,
+        endpoint,
+        payload,
+        options,
+        pending.state,
+        pending.next_run_at,
+        pending.occurrence,
+        None,  # run_id
+        0,  # attempt
+        pending.scheduled_at,
+        1,  # version
+        None,  # lease_until
+        now,  # created_at
+        now,  # updated_at
+        encrypted,
     )
 
 
@@ -587,6 +601,9 @@ def _next_occurrence(record: JobRecord, now: datetime, one_off_state: JobState) 
     return _evolve(record, **_reset(pending), updated_at=now)
 
 
+_RUN_VALIDATOR: Final = Run.__pydantic_validator__
+
+
 def _run(
     run_id: str,
     attempt: int,
@@ -594,8 +611,9 @@ def _run(
     outcome: Outcome,
     next_retry_at: datetime | None,
 ) -> Run:
-    # Validating these few typed values (in pydantic's core) costs a third of model_construct.
-    return Run.model_validate(
+    # Validating these few typed values (in pydantic's core) costs a third of model_construct;
+    # Run.model_validate, without its Python layer.
+    return _RUN_VALIDATOR.validate_python(  # type: ignore[no-any-return]
         {
             "run_id": run_id,
             "attempt": attempt,

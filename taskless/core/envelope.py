@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, NoReturn
 
+from ._frozen import fast_init
 from .errors import ValidationError
 from .signing import HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secret, signature_header
 from .timeutil import format_timestamp, parse_timestamp, to_utc
@@ -66,6 +67,7 @@ class EncryptedPayload:
         return {"alg": self.alg, "kid": self.kid, "iv": self.iv, "data": self.data}
 
 
+@fast_init
 @dataclass(frozen=True)
 class Envelope:
     """A parsed delivery body. Exactly one of ``payload`` and ``encrypted`` is meaningful:

@@ -24,17 +24,18 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Final, Generic, Self, cast
+from typing import Any, ClassVar, Final, Generic, Self
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 from typing_extensions import TypeVar
 
+from ._frozen import fast_init
 from .errors import ConfigurationError, JobNotFound, ServerError, TasklessError, ValidationError
 from .hooks import notify
 from .jsonvalue import bad_number, find, where
-from .models import Job, JobOptions, merge_options, parse_options
+from .models import Job, JobOptions, merge_options, parse_options, validate_job
 from .names import validate_name
 from .settings import Settings
 from .transport import ApiRequest, ApiResponse, AsyncTransport, Transport, transport_for
@@ -62,6 +63,7 @@ class UnsetType(enum.Enum):
 UNSET: Final = UnsetType.UNSET
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _Call(Generic[R]):
     """One API request and what to make of its response."""
@@ -192,7 +194,7 @@ class BaseQueue(Generic[T, P]):
 
     def _decode_job(self, response: ApiResponse, *, after: str) -> Job[P]:
         try:
-            job: Job[Any] = Job.model_validate(response.json)
+            job: Job[Any] = validate_job(response.json)
         except PydanticValidationError as exc:
             raise ServerError(
                 response.status,
@@ -210,7 +212,8 @@ class BaseQueue(Generic[T, P]):
                     f"{_type_name(self.payload_type)}{after}: ",
                 ) from None
             job = job.model_copy(update={"payload": payload})
-        return cast("Job[P]", job)
+        typed: Job[P] = job  # (no typing.cast call: this runs for every job read)
+        return typed
 
     # -- requests ------------------------------------------------------------------------
 
@@ -242,7 +245,7 @@ class BaseQueue(Generic[T, P]):
 
     def _options_wire(self, options: OptionsLike) -> dict[str, Any]:
         """The options of an enqueue over the queue's defaults, as sent (only those set)."""
-        if not self.defaults.model_fields_set and not isinstance(options, JobOptions):
+        if not self.defaults.__pydantic_fields_set__ and not isinstance(options, JobOptions):
             # No defaults, and options just validated: merging would give them back as they
             # are. (A JobOptions passed in may have been changed since it was validated:
             # merge_options validates it again.)
@@ -316,12 +319,38 @@ class BaseQueue(Generic[T, P]):
 _STRICT_JSON: Final = json.JSONEncoder(allow_nan=False)
 
 
+def _strict_json_check() -> Callable[[Any], object]:
+    """What ``_STRICT_JSON.encode(value)`` raises for a value, or not: one call to the C
+    encoder, built once (``encode`` builds it anew for every value, half of its cost).
+
+    Without the circular-reference check: what is checked comes from pydantic's
+    serialisation, which refuses cycles and deep nesting itself."""
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)  # (not in typeshed)
+    if make_encoder is None:  # pragma: no cover - CPython has the C encoder
+        return _STRICT_JSON.encode
+    encode = make_encoder(
+        None,  # no markers: no circular-reference check
+        _STRICT_JSON.default,
+        json.encoder.encode_basestring_ascii,
+        None,  # indent
+        _STRICT_JSON.key_separator,
+        _STRICT_JSON.item_separator,
+        False,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+    return lambda value: encode(value, 0)
+
+
+_check_json: Final = _strict_json_check()
+
+
 def _check_numbers(encoded: Any) -> None:
     """Refuse NaN, infinities and over-long integers, which JSON cannot carry."""
     if isinstance(encoded, (dict, list)):
         # One C-speed pass over the usual payload; the slower search only when it fails.
         try:
-            _STRICT_JSON.encode(encoded)
+            _check_json(encoded)
         except RecursionError:
             raise ValidationError("payload", "is nested too deeply") from None
         except ValueError:

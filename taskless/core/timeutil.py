@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Final
 
 from .errors import ValidationError
 
@@ -31,6 +32,8 @@ _TIMESTAMP = re.compile(
 )
 # The UTC form format_timestamp writes (which _TIMESTAMP accepts): always in range.
 _CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{6})?Z", re.ASCII)
+# parse_timestamp's memo: the last text in that form it parsed, and the datetime (immutable).
+_last_parsed: tuple[str, datetime] = ("1970-01-01T00:00:00Z", datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def parse_timestamp(value: str | datetime, *, field: str = "run_at") -> datetime:
@@ -44,13 +47,21 @@ def parse_timestamp(value: str | datetime, *, field: str = "run_at") -> datetime
     :raises ValidationError: naming ``field`` for a naive datetime, a string without an
         offset, or anything that is not such a timestamp.
     """
-    if type(value) is str and _CANONICAL.fullmatch(value):
-        # What format_timestamp writes for UTC, so what the wire mostly carries: parsed in C.
-        # An impossible date falls through, so its message is the general one.
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
+    global _last_parsed
+    if type(value) is str:
+        last = _last_parsed  # the last canonical text parsed: jobs share instants
+        if value == last[0]:
+            return last[1]
+        if _CANONICAL.fullmatch(value):
+            # What format_timestamp writes for UTC, so what the wire mostly carries: parsed
+            # in C. An impossible date falls through, so its message is the general one.
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                _last_parsed = (value, parsed)
+                return parsed
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise ValidationError(
@@ -91,6 +102,11 @@ def parse_timestamp(value: str | datetime, *, field: str = "run_at") -> datetime
     return _checked_range(parsed, field)
 
 
+# format_timestamp's memo: the last UTC instant it formatted, and the text.
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_last_utc: tuple[datetime, str] = (_EPOCH, "1970-01-01T00:00:00Z")
+
+
 def format_timestamp(dt: datetime) -> str:
     """ISO-8601 text of an aware datetime, in the datetime's own offset.
 
@@ -100,6 +116,17 @@ def format_timestamp(dt: datetime) -> str:
 
     :raises ValueError: for a naive datetime.
     """
+    global _last_utc
+    if dt.tzinfo is UTC and type(dt) is datetime:
+        # Runs of jobs share instants (a job's created, updated and next run times, jobs
+        # enqueued together): the text of the last UTC instant formatted is kept. One tuple,
+        # replaced whole, so threads always see a matching pair.
+        last = _last_utc
+        if last[0] == dt:
+            return last[1]
+        text = dt.isoformat()[:-6] + "Z"
+        _last_utc = (dt, text)
+        return text
     offset = dt.utcoffset()
     if offset is None:
         raise ValueError("format_timestamp needs an aware datetime")
@@ -114,6 +141,8 @@ def to_utc(dt: datetime) -> datetime:
 
     :raises ValueError: for a naive datetime (its instant is unknown).
     """
+    if dt.tzinfo is UTC:
+        return dt  # what astimezone(UTC) returns then
     if dt.utcoffset() is None:
         raise ValueError("to_utc needs an aware datetime")
     return dt.astimezone(UTC)

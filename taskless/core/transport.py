@@ -20,10 +20,12 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, overload
 from urllib.parse import urlsplit
 
+from ._frozen import fast_init
 from .errors import ConfigurationError
 from .settings import Settings
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
     """A call to the job server HTTP API.
@@ -38,6 +40,7 @@ class ApiRequest:
     json: Any = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
     """What the job server answered.
