@@ -35,6 +35,7 @@ import httpx
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
 
+from taskless.core._frozen import fast_init
 from taskless.core.envelope import Envelope, parse_envelope
 from taskless.core.errors import RetryLater
 from taskless.core.models import JobMeta
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True)
 class DeliveryRequest:
     """One delivery attempt as the job server sends it: ``POST url`` with these headers and
@@ -72,6 +74,7 @@ class DeliveryRequest:
         return urlsplit(self.url).path or "/"
 
 
+@fast_init
 @dataclass(frozen=True)
 class DeliveryResponse:
     """The app's answer. ``status`` is ``None`` when no answer came (the request failed: no
@@ -249,18 +252,21 @@ class DirectTarget:
             return _answer(404, {"error": {"code": "not_found",
                                            "message": f"no handler for queue {envelope.queue!r}"}})
         headers = _lower(request.headers)
-        meta = JobMeta(
-            queue=envelope.queue,
-            name=envelope.job,
-            run_id=headers.get("webhook-id", ""),
-            attempt=envelope.attempt,
-            scheduled_at=envelope.scheduled_at,
-            headers=headers,
+        meta: JobMeta = _JOB_META.validate_python(  # JobMeta(...), without its Python layer
+            {
+                "queue": envelope.queue,
+                "name": envelope.job,
+                "run_id": headers.get("webhook-id", ""),
+                "attempt": envelope.attempt,
+                "scheduled_at": envelope.scheduled_at,
+                "headers": headers,
+            }
         )
         payload = envelope.payload
         if registration.adapter is not None:
             try:
-                payload = registration.adapter.validate_python(payload)
+                # adapter.validate_python(payload), without its Python layer
+                payload = registration.adapter.validator.validate_python(payload)
             except PydanticValidationError as exc:
                 first = exc.errors(include_url=False, include_input=False)[0]
                 where = ".".join(["payload", *map(str, first["loc"])])
@@ -280,7 +286,9 @@ class DirectTarget:
         args, kwargs = registration.arguments(payload, meta)
         try:
             result = registration.func(*args, **kwargs)
-            if result is not None and inspect.isawaitable(result):
+            if result is None:  # the usual answer: _answer(200, {"ok": True, "result": None})
+                return DeliveryResponse(200, {"content-type": "application/json"}, _OK_NULL)
+            if inspect.isawaitable(result):
                 awaitable = result
                 result = _run_sync(lambda: awaitable)
         except Exception as exc:  # noqa: BLE001 - a handler error is the delivery's status
@@ -306,6 +314,7 @@ class DirectTarget:
 
 
 _OK_NULL = b'{"ok":true,"result":null}'
+_JOB_META = JobMeta.__pydantic_validator__
 
 
 def _answer(

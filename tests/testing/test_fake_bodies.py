@@ -131,6 +131,10 @@ def test_the_size_limit_holds_whichever_way_the_body_is_read() -> None:
     assert fake.calls[-1].response["error"]["field"] == "body"
     assert put("escaped", "\n" * ((limit - overhead) // 2 + 1)) == 422
     assert len(fake.calls[0].json["payload"]) == limit - overhead
+    # The big value last: the size is checked once the whole body is read, too.
+    last = {"endpoint": ENDPOINT, "options": {}, "payload": "x" * (limit - overhead + 1)}
+    assert fake.handle_api(ApiRequest("PUT", "/v1/queues/q/jobs/last", last)).status == 422
+    assert fake.calls[-1].response["error"]["field"] == "body"
 
 
 def test_what_json_refuses_fails_as_on_the_wire() -> None:
