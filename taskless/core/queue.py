@@ -308,7 +308,7 @@ class BaseQueue(Generic[T, P]):
             where = f" ({self.url})" if self.url else ""
             message += f"; is TASKLESS_URL{where} a Taskless job server?"
         elif status == 503:
-            message += "; the job server is unavailable, try again shortly"
+            message += "; try again shortly"
         return ServerError(status, message, error_code=error.code, field=error.field)
 
     def _at(self) -> str:

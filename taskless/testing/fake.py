@@ -385,6 +385,8 @@ class TasklessFake:
         lease: timedelta = timedelta(seconds=120),
     ) -> None:
         memory.fake_key(url)
+        if mode not in ("app", "direct"):
+            raise ValueError(f"mode must be 'app' or 'direct', not {mode!r}")
         self.url = url
         self.mode: Mode = mode
         self.settings = settings if settings is not None else Settings.from_env()
@@ -873,7 +875,7 @@ class TasklessFake:
                 started.name,  # name
                 started.run_id or "",  # run_id
                 started.attempt,  # attempt
-                started.scheduled_at or started.run_at,  # scheduled_at
+                to_utc(started.scheduled_at or started.run_at),  # scheduled_at
                 now,  # delivered_at
                 started.endpoint,  # endpoint
                 _plain(attempt.request.headers),  # request_headers
@@ -929,7 +931,11 @@ class TasklessFake:
         """The jobs waiting for a delivery, the next due first."""
         with self._lock:
             waiting = [
-                Scheduled(r.queue, r.name, due, r.scheduled_at, r.attempt + 1, _copy(r.payload))
+                Scheduled(
+                    r.queue, r.name, to_utc(due),
+                    None if r.scheduled_at is None else to_utc(r.scheduled_at),
+                    r.attempt + 1, _copy(r.payload),
+                )
                 for r in self._jobs.values()
                 if queue in (None, r.queue) and (due := r.due_at) is not None
             ]
@@ -1000,8 +1006,12 @@ class TasklessFake:
         matches = [e for e in self.enqueued(queue=queue) if name is ANY or e.name == name]
         if matches:
             raise AssertionError(
-                f"expected {_describe(name, queue)} not to have been enqueued, "
-                f"found {len(matches)}.\n" + self._enqueued_report(queue)
+                (
+                    f"expected no job{_in_queue(queue)} to have been enqueued"
+                    if name is ANY
+                    else f"expected {_describe(name, queue)} not to have been enqueued"
+                )
+                + f", found {len(matches)}.\n" + self._enqueued_report(queue)
             )
 
     def assert_delivered(
@@ -1297,11 +1307,13 @@ def _options_match(stored: JobOptions, expected: JobOptions) -> bool:
 
 
 def _describe(name: Any, queue: str | None, **given: Any) -> str:
-    text = "any job" if name is ANY else f"job {name!r}"
-    if queue is not None:
-        text += f" in queue {queue!r}"
+    text = ("any job" if name is ANY else f"job {name!r}") + _in_queue(queue)
     details = [f"{k}={v!r}" for k, v in given.items() if v is not ANY and v is not None]
     return text + (f" with {', '.join(details)}" if details else "")
+
+
+def _in_queue(queue: str | None) -> str:
+    return "" if queue is None else f" in queue {queue!r}"
 
 
 def _report(title: str, items: list[Any], limit: int = 20) -> str:

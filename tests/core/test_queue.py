@@ -506,6 +506,8 @@ async def test_5xx_is_a_server_error(make_queue: Any, status: int) -> None:
     assert caught.value.status == status
     assert caught.value.error_code == "unavailable"
     assert isinstance(caught.value, TransportError)
+    advice = "; try again shortly" if status == 503 else ""
+    assert str(caught.value) == f"job server answered {status}: database is down{advice}"
 
 
 async def test_a_404_that_is_not_a_taskless_error_is_not_a_missing_job(make_queue: Any) -> None:

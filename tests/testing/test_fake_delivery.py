@@ -319,3 +319,34 @@ def test_the_clock_stays_in_utc_when_jobs_have_offsets(fake: TasklessFake) -> No
     assert delivery.delivered_at == datetime(2024, 1, 1, 3, tzinfo=UTC)
     assert delivery.delivered_at.utcoffset() == timedelta(0)
     assert fake.now.utcoffset() == timedelta(0)
+
+
+def test_times_given_with_an_offset_are_reported_in_utc(fake: TasklessFake) -> None:
+    fake.handle("emails", Recorder())
+    fake.queue("emails").enqueue("a", 1, {"runAt": "2024-01-02T09:00:00-05:00"})
+    [waiting] = fake.scheduled()
+    due = datetime(2024, 1, 2, 14, tzinfo=UTC)
+    assert (waiting.at, waiting.scheduled_at) == (due, due)
+    assert waiting.at.tzinfo is UTC and waiting.scheduled_at is not None
+    assert waiting.scheduled_at.tzinfo is UTC
+    [delivery] = fake.advance("P2D")
+    assert delivery.scheduled_at == delivery.delivered_at == due
+    assert delivery.scheduled_at.tzinfo is UTC
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be 'app' or 'direct', not 'weird'"):
+        TasklessFake(mode="weird")  # type: ignore[arg-type]
+
+
+def test_assert_not_enqueued_names_what_was_found(fake: TasklessFake) -> None:
+    fake.queue("emails").enqueue("a", 1)
+    fake.assert_not_enqueued(queue="other")
+    fake.assert_not_enqueued("b")
+    with pytest.raises(AssertionError, match=r"^expected no job in queue 'emails' to have been "
+                                             r"enqueued, found 1\.\n"):
+        fake.assert_not_enqueued(queue="emails")
+    with pytest.raises(AssertionError, match=r"^expected no job to have been enqueued, found 1"):
+        fake.assert_not_enqueued()
+    with pytest.raises(AssertionError, match=r"^expected job 'a' not to have been enqueued"):
+        fake.assert_not_enqueued("a")
