@@ -32,6 +32,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -41,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -599,11 +600,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     except _UsageError as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # Ctrl+C and SIGTERM stop the front, whatever this process inherited: a shell starts a
+    # background job with SIGINT ignored, and the default SIGTERM ends without cleaning up.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     print(f"{args.handler} as a {args.source} Lambda on {front.url} (Ctrl+C to stop)", flush=True)
     try:
         front.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _front(args: argparse.Namespace) -> LambdaFront:

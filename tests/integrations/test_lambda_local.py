@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -422,3 +423,40 @@ def test_the_command_line_front_prints_the_stage_url(tmp_path: Any) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("signum", "ignored"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["SIGINT", "SIGINT-ignored-by-the-parent", "SIGTERM"],
+)
+def test_the_command_line_front_stops_on_a_signal(signum: int, ignored: bool) -> None:
+    """A background job of a shell starts with SIGINT ignored; the front stops all the same,
+    with an idle keep-alive connection open, and exits 0."""
+    import socket
+    import subprocess
+    import sys
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskless.testing.lambda_local", "json:loads",
+         "--source", "apigw-rest", "--stage", "prod", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore_sigint if ignored else None,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        port = int(banner.split(" on http://127.0.0.1:", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            idle.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert idle.recv(64).startswith(b"HTTP/1.1 403 ")  # outside the stage
+            process.send_signal(signum)
+            _, err = process.communicate(timeout=10)
+        assert (process.returncode, err) == (0, "")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
