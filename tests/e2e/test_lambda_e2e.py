@@ -127,14 +127,16 @@ def example_function(job_server: JobServer) -> Iterator[tuple[str, subprocess.Po
     banner = process.stdout.readline()
     assert " on http://127.0.0.1:" in banner, banner
     url = banner.split(" on ", 1)[1].split()[0]
-    yield url, process
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    try:
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        process.communicate()  # reaps it and closes the pipe
 
 
 def test_the_example_function_behind_the_command_line_front(
