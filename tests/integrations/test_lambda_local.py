@@ -437,15 +437,15 @@ def test_the_command_line_front_stops_on_a_signal(signum: int, ignored: bool) ->
     import subprocess
     import sys
 
-    def ignore_sigint() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "taskless.testing.lambda_local", "json:loads",
-         "--source", "apigw-rest", "--stage", "prod", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=ignore_sigint if ignored else None,
-    )
+    command = [sys.executable, "-m", "taskless.testing.lambda_local", "json:loads",
+               "--source", "apigw-rest", "--stage", "prod", "--port", "0"]
+    if ignored:  # as a shell starts a background job: SIGINT ignored, kept across exec
+        ignore_then_exec = (
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
+        command = [sys.executable, "-c", ignore_then_exec, *command]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         banner = process.stdout.readline()
