@@ -31,12 +31,15 @@ from taskless.core.settings import Settings
 from taskless.core.timeutil import utcnow
 
 from .dispatcher import Dispatcher, DispatcherConfig
+from .logs import throttled
 from .openapi import openapi_document
 from .store import Change, Store, StoreUnavailable, store_for_url
 
 __all__ = ["ServerState", "create_app"]
 
 logger = logging.getLogger("taskless.server")
+#: Every request meets the same outage: said once per 10 s, with a count of the repeats.
+unavailable_log = throttled("taskless.server.api")
 
 
 @dataclass
@@ -205,7 +208,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def _error_result(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, StoreUnavailable):
-        logger.error("%s", exc)
+        unavailable_log.error("%s; API requests are answered 503", exc)
         body = api.error_body("unavailable", "the job server's database is unavailable")
         return 503, body
     if isinstance(exc, TasklessError):

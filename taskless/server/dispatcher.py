@@ -218,11 +218,17 @@ class Dispatcher:
                 if len(claimed) == room:
                     continue  # more may be due
                 next_due = await self.store.next_due_at()
+                if failures:
+                    logger.warning("claiming jobs again after %d failed tries", failures)
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 failures += 1
                 delay = min(30.0, 0.25 * 2 ** min(failures, 7))
-                logger.exception("the store failed while claiming jobs; retrying in %.1f s", delay)
+                if isinstance(exc, StoreUnavailable):  # the store has said why: one line
+                    logger.error("cannot claim jobs: %s; retrying in %.1f s", exc, delay)
+                else:
+                    logger.exception("the store failed while claiming jobs; retrying in %.1f s",
+                                     delay)
                 await self._sleep(delay, None)
                 continue
             if next_due is None:

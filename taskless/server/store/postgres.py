@@ -59,6 +59,7 @@ from taskless.core.engine import DEFAULT_LEASE, JobRecord, start_attempt
 from taskless.core.errors import ConfigurationError
 from taskless.core.models import Run
 
+from ..logs import throttled
 from ._sql import JOB_COLUMNS, RUN_COLUMNS, Rows, apply_change, dumps
 from .base import DEFAULT_HISTORY_LIMIT, Change, FinishedAttempt, Store, StoreUnavailable
 
@@ -326,6 +327,9 @@ class PostgresStore(Store):
                 f"URL's host, port, user and password right?): {str(exc).strip()}"
             ) from None
         self._listen_conn = listen_conn
+        # While the database is away the pool warns of each reconnection attempt, several a
+        # second: once per 10 s is enough (the store itself says when it is lost and back).
+        throttled("psycopg.pool")
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self.url,
             kwargs=self._connect_kwargs(),
