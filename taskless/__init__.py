@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .core.errors import (
     ConfigurationError,
+    DecryptionError,
     JobNotFound,
     MissingExtra,
     RetryLater,
@@ -27,6 +28,7 @@ __all__ = [
     "UNSET",
     "AsyncQueue",
     "ConfigurationError",
+    "DecryptionError",
     "Job",
     "JobMeta",
     "JobNotFound",

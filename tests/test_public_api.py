@@ -33,7 +33,7 @@ def test_import_does_not_pull_frameworks_servers_drivers_or_pytest() -> None:
     code = (
         "import sys, taskless, taskless.core.receiver, taskless.core.signing;"
         "bad = [m for m in ('fastapi', 'flask', 'pytest', 'psycopg', 'aiohttp', 'uvicorn',"
-        " 'boto3', 'botocore', 'sqlite3') if m in sys.modules];"
+        " 'boto3', 'botocore', 'sqlite3', 'cryptography') if m in sys.modules];"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -42,6 +42,7 @@ def test_import_does_not_pull_frameworks_servers_drivers_or_pytest() -> None:
 
 def test_errors_are_one_tree() -> None:
     for name in ("JobNotFound", "RetryLater", "ValidationError", "ConfigurationError",
-                 "TransportError", "ServerError", "SignatureError", "MissingExtra"):
+                 "TransportError", "ServerError", "SignatureError", "MissingExtra",
+                 "DecryptionError"):
         assert issubclass(getattr(taskless, name), taskless.TasklessError)
     assert issubclass(taskless.ValidationError, ValueError)

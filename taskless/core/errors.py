@@ -6,6 +6,7 @@
     ├── ValidationError (ValueError)   "invalid"          bad input; ``field`` names it
     ├── JobNotFound (LookupError)      "not_found"        update() of a name that has no job
     ├── SignatureError                 "bad_signature"    a delivery failed verification
+    ├── DecryptionError                "encrypted_payload" an encrypted payload cannot be read
     ├── ConfigurationError             "configuration"    a setting is missing or wrong
     │   └── MissingExtra (ImportError) "missing_extra"    an optional dependency is absent
     ├── TransportError                 "transport"        the job server could not be reached
@@ -56,6 +57,13 @@ class SignatureError(TasklessError):
     """A delivery's Standard Webhooks signature did not verify."""
 
     code = "bad_signature"
+
+
+class DecryptionError(TasklessError):
+    """An encrypted payload could not be decrypted: no key, another key, or altered data.
+    The message says which, and which setting fixes it."""
+
+    code = "encrypted_payload"
 
 
 class ConfigurationError(TasklessError):

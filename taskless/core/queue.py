@@ -32,6 +32,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from typing_extensions import TypeVar
 
 from ._frozen import fast_init
+from .crypto import PayloadCipher, decrypt_payload
 from .errors import ConfigurationError, JobNotFound, ServerError, TasklessError, ValidationError
 from .hooks import notify
 from .jsonvalue import bad_number, find, where
@@ -123,6 +124,8 @@ class BaseQueue(Generic[T, P]):
             endpoint = self.settings.base_url.rstrip("/") + path
         self.endpoint: str = endpoint
         self.defaults: JobOptions = parse_options(defaults)
+        #: Encrypts payloads when ``TASKLESS_ENCRYPTION_KEY`` is set (:mod:`.crypto`).
+        self.cipher: PayloadCipher | None = PayloadCipher.from_settings(self.settings)
         self._payload_type = payload_type
         self._adapter: TypeAdapter[Any] | None | UnsetType = UNSET
         self._owns_transport = transport is None
@@ -192,9 +195,23 @@ class BaseQueue(Generic[T, P]):
         _check_numbers(encoded)
         return encoded
 
+    def _payload_body(self, payload: object) -> dict[str, Any]:
+        """``{"payload": ...}``, or ``{"encrypted": ...}`` with an encryption key."""
+        encoded = self._encode_payload(payload)
+        cipher = self.cipher
+        if cipher is not None and cipher.encrypts:
+            return {"encrypted": cipher.encrypt(encoded, self.name)}
+        return {"payload": encoded}
+
     def _decode_job(self, response: ApiResponse, *, after: str) -> Job[P]:
+        data = response.json
+        if isinstance(data, dict) and isinstance(data.get("encrypted"), dict) and (
+            "payload" not in data
+        ):
+            data = dict(data)
+            data["payload"] = decrypt_payload(self.cipher, data.pop("encrypted"), self.name)
         try:
-            job: Job[Any] = validate_job(response.json)
+            job: Job[Any] = validate_job(data)
         except PydanticValidationError as exc:
             raise ServerError(
                 response.status,
@@ -225,7 +242,7 @@ class BaseQueue(Generic[T, P]):
         if name is not None:
             name = validate_name(name)
         body = {
-            "payload": self._encode_payload(payload),
+            **self._payload_body(payload),
             "endpoint": self.endpoint,
             "options": self._options_wire(options),
         }
@@ -258,7 +275,7 @@ class BaseQueue(Generic[T, P]):
         name = validate_name(name)
         body: dict[str, Any] = {}
         if payload is not UNSET:
-            body["payload"] = self._encode_payload(payload)
+            body.update(self._payload_body(payload))
         if options is not None:
             changes = parse_options(options).to_wire(only_set=True)
             if changes:

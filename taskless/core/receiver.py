@@ -13,7 +13,8 @@ Order of checks, and the answer of each (bodies are JSON, see below)::
     no queue registered at that path                404 not_found
     body not UTF-8 / not JSON / not an envelope     400 bad_request
     body's "queue" is not the route's queue         401 bad_signature (misrouted delivery)
-    encrypted payload (not supported yet)           422 encrypted_payload
+    encrypted payload that does not decrypt         422 encrypted_payload (no key, another
+                                                    key, or altered)
     payload fails the handler's type                422 invalid (each error names its field)
     handler raised RetryLater(seconds)              503 retry_later, Retry-After: ceil(seconds)
     handler raised anything else                    500 handler_error (traceback logged only)
@@ -58,8 +59,15 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
 
+from .crypto import PayloadCipher, decrypt_payload
 from .envelope import Envelope, parse_envelope
-from .errors import ConfigurationError, RetryLater, SignatureError, ValidationError
+from .errors import (
+    ConfigurationError,
+    DecryptionError,
+    RetryLater,
+    SignatureError,
+    ValidationError,
+)
 from .hooks import notify
 from .models import JobMeta
 from .names import validate_name
@@ -178,7 +186,8 @@ class Receiver:
     ``secrets`` are the signing secrets accepted (current first, then previous ones);
     ``prefix`` is where queues' default routes live (``/api/queues/<queue>``); ``tolerance``
     and ``clock`` bound the signature timestamp (see :class:`~taskless.core.signing.Verifier`);
-    a request body over ``max_body_bytes`` is answered 413 (:meth:`too_large`).
+    a request body over ``max_body_bytes`` is answered 413 (:meth:`too_large`); ``cipher``
+    decrypts encrypted payloads (see :mod:`taskless.core.crypto`).
     """
 
     def __init__(
@@ -189,8 +198,10 @@ class Receiver:
         tolerance: int = DEFAULT_TOLERANCE,
         clock: Callable[[], float] = time.time,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        cipher: PayloadCipher | None = None,
     ) -> None:
         self.verifier = Verifier(secrets, tolerance=tolerance, clock=clock)
+        self.cipher = cipher
         self.prefix = _normalize_path(prefix) if prefix.strip("/") else ""
         self.max_body_bytes = check_max_body_bytes(max_body_bytes)
         self._registrations: dict[str, Registration] = {}
@@ -352,12 +363,17 @@ class Receiver:
                 f"this delivery is for queue {envelope.queue!r}, "
                 f"not {registration.queue!r} whose route it was sent to",
             ))
+        payload = envelope.payload
         if envelope.encrypted is not None:
-            raise _Rejected(_error(
-                422, "encrypted_payload",
-                "the payload is encrypted and this receiver cannot decrypt payloads",
-                field_name="encrypted",
-            ))
+            try:
+                payload = decrypt_payload(
+                    self.cipher, envelope.encrypted.to_json(), registration.queue
+                )
+            except DecryptionError as exc:
+                logger.warning("rejected a delivery to %s: %s", request.path, exc.message)
+                raise _Rejected(
+                    _error(422, DecryptionError.code, exc.message, field_name="encrypted")
+                ) from None
         meta = JobMeta(
             queue=registration.queue,
             name=envelope.job,
@@ -366,7 +382,7 @@ class Receiver:
             scheduled_at=envelope.scheduled_at,
             headers=headers,
         )
-        return _Delivery(registration, meta, envelope.payload)
+        return _Delivery(registration, meta, payload)
 
     def _match(self, path: str) -> str | None:
         """The queue whose route ``path`` is; ``None`` for an unclaimed name under the

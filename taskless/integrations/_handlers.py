@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
+from taskless.core.crypto import PayloadCipher
 from taskless.core.models import Job, JobOptions, parse_options
 from taskless.core.queue import UNSET, AsyncQueue, BaseQueue, Queue, UnsetType
 from taskless.core.receiver import DEFAULT_MAX_BODY_BYTES, Receiver, Registration
@@ -44,12 +45,12 @@ def new_receiver(
     seconds, default the system clock) is for tests of signature timestamps.
 
     Raises :class:`~taskless.core.errors.ConfigurationError` naming the setting when a signing
-    secret is not valid.
+    secret or an encryption key is not valid.
     """
     settings.check_signing_secrets()
     return Receiver(
         settings.signing_secrets, prefix=prefix, clock=clock or time.time,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=max_body_bytes, cipher=PayloadCipher.from_settings(settings),
     )
 
 

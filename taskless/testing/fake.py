@@ -23,6 +23,7 @@ handlers on the test's own event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import random
@@ -38,6 +39,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from taskless import __version__
 from taskless.core import api, hooks
+from taskless.core.crypto import PayloadCipher, decrypt_payload
 from taskless.core.engine import (
     Backoff,
     JobRecord,
@@ -52,7 +54,7 @@ from taskless.core.envelope import (
     build_envelope,
     delivery_headers,
 )
-from taskless.core.errors import JobNotFound, TasklessError, ValidationError
+from taskless.core.errors import DecryptionError, JobNotFound, TasklessError, ValidationError
 from taskless.core.models import Job, JobOptions, Run, parse_options
 from taskless.core.queue import AsyncQueue, Queue
 from taskless.core.retry import RandomSource, parse_retry_after
@@ -402,6 +404,7 @@ class TasklessFake:
         self.max_deliveries = max_deliveries
         self.lease = lease
         self._keys = (decode_secret(self.settings.signing_secret),)
+        self._cipher = PayloadCipher.from_settings(self.settings)
         self._lock = threading.RLock()
         self._jobs: dict[Key, JobRecord] = {}
         self._queue_names: set[str] = set()  # valid queue names seen in request paths
@@ -458,7 +461,7 @@ class TasklessFake:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             with self._lock:
                 if self._handlers is None:
-                    self._handlers = DirectTarget({})
+                    self._handlers = DirectTarget({}, settings=self.settings)
                 self._handlers.add(queue, handler)
             return handler
 
@@ -651,7 +654,7 @@ class TasklessFake:
         return 200, {"runs": [api.render_run(_run(r)) for r in runs]}
 
     def _log_enqueue(self, record: JobRecord, job: api.JobInput, created: bool, now: datetime) -> None:
-        self._enqueued.append(Enqueued(record, job.options, created, now))
+        self._enqueued.append(Enqueued(self._plain(record), job.options, created, now))
 
     # -- the store ----------------------------------------------------------------------------
 
@@ -804,6 +807,18 @@ class TasklessFake:
         request = DeliveryRequest(started.endpoint, self._headers(started, body), body)
         return _Attempt(started, request, target, key)
 
+    def _plain(self, record: JobRecord) -> JobRecord:
+        """``record`` with its payload decrypted, for the inspection API (the store keeps it
+        encrypted, as the job server does). A payload this fake's settings hold no key for
+        shows as ``None``."""
+        if record.encrypted is None:
+            return record
+        try:
+            payload = decrypt_payload(self._cipher, record.encrypted, record.queue)
+        except DecryptionError:
+            payload = None
+        return dataclasses.replace(record, payload=payload, encrypted=None)
+
     def _headers(self, record: JobRecord, body: bytes, *, sign: bool = True) -> dict[str, str]:
         # The dispatcher's own headers (core.envelope); unsigned in direct mode.
         return delivery_headers(
@@ -888,7 +903,7 @@ class TasklessFake:
                 response.exception,  # exception
                 finished.applied,  # applied
                 attempt.target is None,  # unserved
-                started.payload,  # _payload
+                started.payload if started.encrypted is None else self._plain(started).payload,
             )
             self._deliveries.append(delivery)
         if self._observed:
@@ -934,7 +949,7 @@ class TasklessFake:
                 Scheduled(
                     r.queue, r.name, to_utc(due),
                     None if r.scheduled_at is None else to_utc(r.scheduled_at),
-                    r.attempt + 1, _copy(r.payload),
+                    r.attempt + 1, _copy(self._plain(r).payload),
                 )
                 for r in self._jobs.values()
                 if queue in (None, r.queue) and (due := r.due_at) is not None

@@ -36,8 +36,9 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
 
 from taskless.core._frozen import fast_init
+from taskless.core.crypto import PayloadCipher, decrypt_payload
 from taskless.core.envelope import Envelope, parse_envelope
-from taskless.core.errors import RetryLater
+from taskless.core.errors import DecryptionError, RetryLater
 from taskless.core.models import JobMeta
 from taskless.core.receiver import Receiver, Registration
 from taskless.core.settings import Settings
@@ -226,11 +227,18 @@ class DirectTarget:
 
     :param handlers: a :class:`Receiver`, an object with a ``receiver`` attribute (the
         framework integrations' ``Taskless``), or a mapping of queue name to function.
+    :param settings: whose encryption keys decrypt encrypted payloads when ``handlers`` has
+        no receiver with keys of its own (an encrypted payload without a key is a 422).
     """
 
-    def __init__(self, handlers: Any) -> None:
+    def __init__(self, handlers: Any, *, settings: Settings | None = None) -> None:
         self._registrations = _registrations(handlers)
         self._lock = threading.Lock()
+        receiver = _receiver_of(handlers)
+        if receiver is not None and receiver.cipher is not None:
+            self._cipher: PayloadCipher | None = receiver.cipher
+        else:
+            self._cipher = None if settings is None else PayloadCipher.from_settings(settings)
 
     @property
     def queues(self) -> list[str]:
@@ -263,6 +271,13 @@ class DirectTarget:
             }
         )
         payload = envelope.payload
+        if envelope.encrypted is not None:
+            try:
+                payload = decrypt_payload(self._cipher, envelope.encrypted.to_json(),
+                                          envelope.queue)
+            except DecryptionError as exc:
+                return _answer(422, {"error": {"code": exc.code, "message": exc.message,
+                                               "field": "encrypted"}}, exception=exc)
         if registration.adapter is not None:
             try:
                 # adapter.validate_python(payload), without its Python layer
@@ -360,9 +375,14 @@ def _registration(queue: str, func: Callable[..., Any]) -> Registration:
     return Receiver([_ANY_SECRET]).register(queue, func)
 
 
-def _registrations(handlers: Any) -> dict[str, Registration]:
+def _receiver_of(handlers: Any) -> Receiver | None:
     receiver = handlers if isinstance(handlers, Receiver) else getattr(handlers, "receiver", None)
-    if isinstance(receiver, Receiver):
+    return receiver if isinstance(receiver, Receiver) else None
+
+
+def _registrations(handlers: Any) -> dict[str, Registration]:
+    receiver = _receiver_of(handlers)
+    if receiver is not None:
         return dict(receiver.registrations)
     if isinstance(handlers, Mapping):
         return {queue: _registration(queue, func) for queue, func in handlers.items()}
@@ -423,7 +443,7 @@ def target_for(app: Any, mode: str = "app", *, settings: Settings | None = None)
     if mode == "direct":
         if isinstance(app, DirectTarget):
             return app
-        return DirectTarget(app)
+        return DirectTarget(app, settings=settings)
     if mode != "app":
         raise ValueError(f"mode must be 'app' or 'direct', not {mode!r}")
     if isinstance(app, AsgiTarget | WsgiTarget | LambdaTarget | DirectTarget):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from taskless.core.crypto import PayloadCipher
 from taskless.core.envelope import EncryptedPayload, build_envelope
 from taskless.core.errors import ConfigurationError, RetryLater, ValidationError
 from taskless.core.hooks import hookimpl, registered
@@ -196,14 +198,74 @@ def test_body_for_another_queue_is_refused() -> None:
     assert calls == []
 
 
-def test_encrypted_payload_is_422_until_decryption_exists() -> None:
-    r = receiver()
-    r.register("orders", lambda payload: None)
-    sealed = EncryptedPayload("A256GCM", "k1", "aXY=", "ZGF0YQ==")
-    body = build_envelope("orders", "j", 1, AT, None, encrypted=sealed)
+KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 bytes in base64
+OLD_KEY = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+
+
+def sealed_delivery(payload: Any, key: str = KEY, queue: str = "orders") -> ReceivedRequest:
+    encrypted = PayloadCipher(key).encrypt(payload, queue)
+    body = build_envelope("orders", "j", 1, AT, None, encrypted=EncryptedPayload(**encrypted))
+    return delivery(body=body)
+
+
+def test_an_encrypted_payload_reaches_the_handler_decrypted() -> None:
+    seen: list[Any] = []
+    r = receiver(cipher=PayloadCipher(KEY))
+    r.register("orders", lambda payload: seen.append(payload))
+    payload = {"id": 7, "email": "ada@example.com", "n": 12345678901234567890, "city": "Zürich"}
+    response = r.handle(sealed_delivery(payload))
+    assert response.status == 200, response.body
+    assert seen == [payload]
+
+
+def test_a_payload_encrypted_with_a_previous_key_is_decrypted() -> None:
+    seen: list[Order] = []
+
+    def handle(payload: Order) -> None:
+        seen.append(payload)
+
+    r = receiver(cipher=PayloadCipher(KEY, (OLD_KEY,)))
+    r.register("orders", handle)
+    assert r.handle(sealed_delivery({"id": 1, "email": "a@b.c"}, OLD_KEY)).status == 200
+    assert seen == [Order(id=1, email="a@b.c")]
+
+
+@pytest.mark.parametrize(
+    ("cipher", "sealed_with", "queue", "message"),
+    [
+        (None, KEY, "orders", "no TASKLESS_ENCRYPTION_KEY is set here"),
+        (PayloadCipher(OLD_KEY), KEY, "orders", "which is not TASKLESS_ENCRYPTION_KEY"),
+        (PayloadCipher(KEY), KEY, "refunds", "encrypted for another queue than 'orders'"),
+    ],
+    ids=["no-key", "another-key", "sealed-for-another-queue"],
+)
+def test_an_encrypted_payload_that_does_not_decrypt_is_422(
+    cipher: PayloadCipher | None, sealed_with: str, queue: str, message: str
+) -> None:
+    calls: list[Any] = []
+    r = receiver(cipher=cipher)
+    r.register("orders", calls.append)
+    response = r.handle(sealed_delivery({"id": 1}, sealed_with, queue))
+    assert response.status == 422
+    error = error_of(response)
+    assert (error["code"], error["field"]) == ("encrypted_payload", "encrypted")
+    assert message in error["message"]
+    assert calls == []
+
+
+def test_altered_ciphertext_is_422() -> None:
+    calls: list[Any] = []
+    r = receiver(cipher=PayloadCipher(KEY))
+    r.register("orders", calls.append)
+    encrypted = PayloadCipher(KEY).encrypt({"id": 1}, "orders")
+    data = bytearray(base64.b64decode(encrypted["data"]))
+    data[0] ^= 1
+    encrypted["data"] = base64.b64encode(bytes(data)).decode()
+    body = build_envelope("orders", "j", 1, AT, None, encrypted=EncryptedPayload(**encrypted))
     response = r.handle(delivery(body=body))
     assert response.status == 422
-    assert error_of(response)["code"] == "encrypted_payload"
+    assert "it was altered" in error_of(response)["message"]
+    assert calls == []
 
 
 # --- handlers --------------------------------------------------------------------------------

@@ -31,9 +31,13 @@ SECRET = "whsec_" + base64.b64encode(b"contract-current-secret").decode()
 PREVIOUS_SECRET = "whsec_" + base64.b64encode(b"contract-previous-secret").decode()
 NOW = 1_700_000_000
 APP_URL = "https://app.example.com"
+ENCRYPTION_KEY = base64.b64encode(b"contract-current-encryption-key!").decode()
+PREVIOUS_ENCRYPTION_KEY = base64.b64encode(b"contract-previous-encryption-key").decode()
 SETTINGS = Settings(
     signing_secret=SECRET,
     previous_signing_secrets=(PREVIOUS_SECRET,),
+    encryption_key=ENCRYPTION_KEY,
+    previous_encryption_keys=(PREVIOUS_ENCRYPTION_KEY,),
     base_url=APP_URL,
     url="http://127.0.0.1:3001",
 )

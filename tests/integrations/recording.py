@@ -35,13 +35,17 @@ class RecordingTransport(Transport, AsyncTransport):
         if name == "missing":
             return ApiResponse(404, {"error": {"code": "not_found", "message": "no such job"}})
         body = request.json or {}
-        return ApiResponse(200, {
+        job = {
             "id": "job_1", "queue": "emails", "name": name,
             "endpoint": body.get("endpoint", "https://app.example.com/api/queues/emails"),
-            "payload": body.get("payload", {"to": "stored@example.com"}),
             "options": body.get("options", {}), "state": "scheduled",
             "createdAt": "2024-03-01T09:30:00Z", "updatedAt": "2024-03-01T09:30:00Z",
-        })
+        }
+        if "encrypted" in body:  # stored as sent, as the job server does
+            job["encrypted"] = body["encrypted"]
+        else:
+            job["payload"] = body.get("payload", {"to": "stored@example.com"})
+        return ApiResponse(200, job)
 
     async def handle_async(self, request: ApiRequest) -> ApiResponse:
         return self.handle(request)

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from taskless.core.crypto import PayloadCipher
 from taskless.core.errors import ConfigurationError, JobNotFound, MissingExtra, ValidationError
 from taskless.core.models import JobMeta
 from taskless.core.queue import Queue
 from taskless.core.settings import DEV_SIGNING_SECRET, Settings
 from taskless.core.signing import signed_headers
 
-from .conftest import NOW, SETTINGS, FlaskHarness
+from .conftest import ENCRYPTION_KEY, NOW, SETTINGS, FlaskHarness
 from .recording import WELCOME_THEN_MISSING, RecordingTransport, recording_transport
 from .test_receiver_contract import PAYLOAD, body_for, post
 
@@ -125,7 +126,11 @@ def test_enqueue_inside_a_flask_view(recording: RecordingTransport) -> None:
     methods = [(r.method, r.path) for r in recording.requests]
     assert methods == WELCOME_THEN_MISSING
     assert recording.requests[0].json["endpoint"] == "https://app.example.com/hooks/email"
-    assert recording.requests[0].json["payload"] == {"to": "ada@example.com"}
+    sent = recording.requests[0].json  # encrypted: the settings have an encryption key
+    assert "payload" not in sent
+    assert PayloadCipher(ENCRYPTION_KEY).decrypt(sent["encrypted"], "emails") == {
+        "to": "ada@example.com"
+    }
 
 
 # --- the extension pattern -------------------------------------------------------------------

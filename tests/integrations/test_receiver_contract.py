@@ -6,19 +6,29 @@ Each case runs once per harness of ``conftest.FRAMEWORKS`` (Starlette, FastAPI, 
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from taskless.core.envelope import build_envelope
+from taskless.core.crypto import PayloadCipher
+from taskless.core.envelope import EncryptedPayload, build_envelope
 from taskless.core.errors import RetryLater
 from taskless.core.models import JobMeta
 from taskless.core.receiver import DEFAULT_MAX_BODY_BYTES
 from taskless.core.signing import signed_headers
 
-from .conftest import NOW, PREVIOUS_SECRET, SECRET, Harness, Reply
+from .conftest import (
+    ENCRYPTION_KEY,
+    NOW,
+    PREVIOUS_ENCRYPTION_KEY,
+    PREVIOUS_SECRET,
+    SECRET,
+    Harness,
+    Reply,
+)
 
 AT = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 OTHER_SECRET = "whsec_c29tZW9uZS1lbHNl"
@@ -122,6 +132,27 @@ def test_typed_payload_reaches_the_handler_as_a_model(harness: Harness, flavour:
     reply = post(harness, "orders", {"id": 7, "email": "ada@example.com"})
     assert (reply.status, reply.json()) == (200, {"ok": True, "result": 7})
     assert received == [Order(id=7, email="ada@example.com")]
+
+
+@pytest.mark.parametrize("key", [ENCRYPTION_KEY, PREVIOUS_ENCRYPTION_KEY],
+                         ids=["current-key", "previous-key"])
+def test_an_encrypted_payload_reaches_the_handler_decrypted(
+    harness: Harness, calls: Calls, key: str
+) -> None:
+    encrypted = EncryptedPayload(**PayloadCipher(key).encrypt(PAYLOAD, "emails"))
+    body = build_envelope("emails", "job-1", 1, AT, None, encrypted=encrypted)
+    reply = post(harness, "emails", body=body)
+    assert reply.status == 200, reply.body
+    assert [payload for payload, _ in calls.calls] == [PAYLOAD]
+
+
+def test_a_payload_encrypted_with_an_unknown_key_is_422(harness: Harness, calls: Calls) -> None:
+    unknown = base64.b64encode(b"an-encryption-key-nobody-has-set").decode()
+    encrypted = EncryptedPayload(**PayloadCipher(unknown).encrypt(PAYLOAD, "emails"))
+    body = build_envelope("emails", "job-1", 1, AT, None, encrypted=encrypted)
+    reply = post(harness, "emails", body=body)
+    assert (reply.status, error_code(reply)) == (422, "encrypted_payload")
+    assert calls.calls == []
 
 
 def test_signature_by_a_previous_secret_is_accepted(harness: Harness, calls: Calls) -> None:

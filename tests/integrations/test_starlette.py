@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
+from taskless.core.crypto import PayloadCipher
 from taskless.core.errors import JobNotFound, ValidationError
 from taskless.core.models import JobMeta
 from taskless.core.queue import AsyncQueue
 from taskless.core.settings import Settings
 from taskless.integrations.starlette import QueueHandler, Taskless
 
-from .conftest import NOW, SETTINGS, AsgiHarness
+from .conftest import ENCRYPTION_KEY, NOW, SETTINGS, AsgiHarness
 from .recording import WELCOME_THEN_MISSING, RecordingTransport, recording_transport
 from .test_receiver_contract import post
 
@@ -113,7 +114,10 @@ async def test_queue_methods_delegate_to_the_async_queue(recording: RecordingTra
     assert methods == WELCOME_THEN_MISSING
     put = recording.requests[0].json
     assert put["endpoint"] == "https://app.example.com/hooks/email"
-    assert put["payload"] == {"to": "ada@example.com"}
+    assert "payload" not in put  # encrypted: the settings have an encryption key
+    assert PayloadCipher(ENCRYPTION_KEY).decrypt(put["encrypted"], "emails") == {
+        "to": "ada@example.com"
+    }
     assert recording.requests[3].json == {"options": {"enabled": False}}
 
 
