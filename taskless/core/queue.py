@@ -21,8 +21,8 @@ from __future__ import annotations
 import enum
 import json
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, ClassVar, Final, Generic, Self
 
@@ -71,6 +71,37 @@ class _Call(Generic[R]):
 
     request: ApiRequest
     finish: Callable[[ApiResponse], R]
+
+
+#: Most jobs in one ``jobs:batch`` request (the job server's limit).
+BATCH_SIZE: Final = 1000
+
+#: One job of :meth:`Queue.enqueue_many`: ``(name, payload)`` or ``(name, payload, options)``.
+BatchItem = tuple[str | None, P] | tuple[str | None, P, OptionsLike]
+
+_PENDING: Final = TasklessError("not sent")
+
+
+def _batch_item(index: int, item: Any) -> tuple[str | None, Any, Any]:
+    if isinstance(item, tuple) and len(item) in (2, 3):
+        return item if len(item) == 3 else (*item, None)
+    raise TypeError(
+        "enqueue_many takes (name, payload) or (name, payload, options) tuples; "
+        f"item {index} is {type(item).__name__}"
+        + (f" of {len(item)}" if isinstance(item, tuple) else "")
+    )
+
+
+@dataclass(slots=True)
+class _BatchPlan(Generic[P]):
+    """The results of an ``enqueue_many`` (local errors in place) and its requests."""
+
+    results: list[Job[P] | TasklessError]
+    calls: list[tuple[list[int], _Call[list[Job[P] | TasklessError]]]]
+
+    def fill(self, slots: list[int], outcomes: list[Job[P] | TasklessError]) -> None:
+        for slot, outcome in zip(slots, outcomes, strict=True):
+            self.results[slot] = outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +330,68 @@ class BaseQueue(Generic[T, P]):
         request = ApiRequest("GET", self._jobs_path(validate_name(name)))
         return _Call(request, self._job_or_none)
 
+    def _batch_plan(self, jobs: Iterable[BatchItem[P]]) -> _BatchPlan[P]:
+        """Validate each job here; the valid ones go out in ``jobs:batch`` requests of at most
+        :data:`BATCH_SIZE`. A job refused here takes its error's place in the results."""
+        results: list[Job[P] | TasklessError] = []
+        chunks: list[tuple[list[int], list[dict[str, Any]]]] = []
+        for index, item in enumerate(jobs):
+            name, payload, options = _batch_item(index, item)
+            try:
+                body: dict[str, Any] = {
+                    **self._payload_body(payload),
+                    "endpoint": self.endpoint,
+                    "options": self._options_wire(options),
+                }
+                if name is not None:
+                    body["name"] = validate_name(name)
+            except ValidationError as exc:
+                results.append(ValidationError(f"jobs[{index}].{exc.field or 'job'}", exc.reason))
+                continue
+            results.append(_PENDING)
+            if not chunks or len(chunks[-1][0]) == BATCH_SIZE:
+                chunks.append(([], []))
+            chunks[-1][0].append(index)
+            chunks[-1][1].append(body)
+        calls = [
+            (slots, self._batch_call(slots, bodies)) for slots, bodies in chunks
+        ]
+        return _BatchPlan(results, calls)
+
+    def _batch_call(
+        self, slots: list[int], bodies: list[dict[str, Any]]
+    ) -> _Call[list[Job[P] | TasklessError]]:
+        request = ApiRequest("POST", self._jobs_path() + ":batch", {"jobs": bodies})
+
+        def finish(response: ApiResponse) -> list[Job[P] | TasklessError]:
+            if not response.ok:
+                raise self._error(response, _ErrorBody.of(response))
+            items = response.json.get("results") if isinstance(response.json, dict) else None
+            if not isinstance(items, list) or len(items) != len(bodies):
+                raise ServerError(
+                    response.status,
+                    f"the batch answer has no list of {len(bodies)} results; is TASKLESS_URL"
+                    f"{self._at()} a Taskless job server?",
+                )
+            out: list[Job[P] | TasklessError] = []
+            for slot, item in zip(slots, items, strict=True):
+                status = item.get("status") if isinstance(item, dict) else None
+                if not isinstance(status, int):
+                    status = 500
+                if 200 <= status < 300:
+                    job = self._decode_job(ApiResponse(status, item.get("job")), after="")
+                    notify("taskless_enqueued", queue=self.name, job=job)
+                    out.append(job)
+                    continue
+                error = _ErrorBody.of(ApiResponse(status, item))
+                field = error.field
+                if field is not None and field.startswith("jobs["):  # the request's index
+                    field = f"jobs[{slot}]." + field.partition("].")[2]
+                out.append(self._error(ApiResponse(status, item), replace(error, field=field)))
+            return out
+
+        return _Call(request, finish)
+
     # -- responses -----------------------------------------------------------------------
 
     def _job_or_none(self, response: ApiResponse, *, after: str = "") -> Job[P] | None:
@@ -456,6 +549,24 @@ class Queue(BaseQueue[Transport, P]):
         """
         return self._send(self._enqueue_call(name, payload, options))
 
+    def enqueue_many(self, jobs: Iterable[BatchItem[P]]) -> list[Job[P] | TasklessError]:
+        """Enqueue many jobs in few requests: ``enqueue`` for each of ``jobs``, given as
+        ``(name, payload)`` or ``(name, payload, options)`` tuples.
+
+        Jobs go to the job server in requests of up to 1,000, each stored in one
+        transaction. One bad job does not sink the others: the result for each job, in
+        order, is its :class:`Job` or the error it met (a :class:`ValidationError` whose
+        ``field`` starts with ``jobs[<index>].``).
+
+        :raises TypeError: an item is not such a tuple.
+        :raises ConfigurationError, TransportError: as :meth:`enqueue`, for a request as a
+            whole; the requests before it are stored.
+        """
+        plan = self._batch_plan(jobs)
+        for slots, call in plan.calls:
+            plan.fill(slots, self._send(call))
+        return plan.results
+
     def update(
         self, name: str, payload: P | UnsetType = UNSET, options: OptionsLike = None
     ) -> Job[P]:
@@ -542,6 +653,15 @@ class AsyncQueue(BaseQueue[AsyncTransport, P]):
         defaults. Returns the job as stored. Details and errors: :meth:`Queue.enqueue`.
         """
         return await self._send(self._enqueue_call(name, payload, options))
+
+    async def enqueue_many(
+        self, jobs: Iterable[BatchItem[P]]
+    ) -> list[Job[P] | TasklessError]:
+        """:meth:`Queue.enqueue_many`, awaited."""
+        plan = self._batch_plan(jobs)
+        for slots, call in plan.calls:
+            plan.fill(slots, await self._send(call))
+        return plan.results
 
     async def update(
         self, name: str, payload: P | UnsetType = UNSET, options: OptionsLike = None

@@ -18,12 +18,13 @@ import abc
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from taskless.core.crypto import PayloadCipher
+from taskless.core.errors import TasklessError
 from taskless.core.models import Job, JobOptions, parse_options
-from taskless.core.queue import UNSET, AsyncQueue, BaseQueue, Queue, UnsetType
+from taskless.core.queue import UNSET, AsyncQueue, BaseQueue, BatchItem, Queue, UnsetType
 from taskless.core.receiver import DEFAULT_MAX_BODY_BYTES, Receiver, Registration
 from taskless.core.settings import Settings
 
@@ -153,6 +154,11 @@ class SyncQueueHandler(QueueHandlerBase[Queue[Any], P, R]):
         See :meth:`Queue.enqueue <taskless.core.queue.Queue.enqueue>`."""
         return self.queue.enqueue(name, payload, options)
 
+    def enqueue_many(self, jobs: Iterable[BatchItem[Any]]) -> list[Job[Any] | TasklessError]:
+        """Enqueue ``(name, payload[, options])`` tuples in few requests; one result per job.
+        See :meth:`Queue.enqueue_many <taskless.core.queue.Queue.enqueue_many>`."""
+        return self.queue.enqueue_many(jobs)
+
     def update(
         self, name: str, payload: Any | UnsetType = UNSET, options: Options = None
     ) -> Job[Any]:
@@ -177,6 +183,13 @@ class AsyncQueueHandler(QueueHandlerBase[AsyncQueue[Any], P, R]):
         """Create or replace the job ``name`` (``None``: the job server generates a name).
         See :meth:`AsyncQueue.enqueue <taskless.core.queue.AsyncQueue.enqueue>`."""
         return await self.queue.enqueue(name, payload, options)
+
+    async def enqueue_many(
+        self, jobs: Iterable[BatchItem[Any]]
+    ) -> list[Job[Any] | TasklessError]:
+        """Enqueue ``(name, payload[, options])`` tuples in few requests; one result per job.
+        See :meth:`AsyncQueue.enqueue_many <taskless.core.queue.AsyncQueue.enqueue_many>`."""
+        return await self.queue.enqueue_many(jobs)
 
     async def update(
         self, name: str, payload: Any | UnsetType = UNSET, options: Options = None

@@ -172,3 +172,23 @@ async def test_update_get_and_delete_against_the_real_server(app: App) -> None:
     assert deleted is not None and deleted.name == "kept"
     assert await app.send_email.get("kept") is None
     assert await app.send_email.delete("kept") is None
+
+
+@pytest.mark.anyio
+async def test_enqueue_many_stores_and_delivers_each_valid_job_once(app: App) -> None:
+    results = await app.send_email.enqueue_many([
+        ("batch-1", Email(to="one@example.com")),
+        ("batch-2", {"to": 2}),  # not an Email: refused here, not sent
+        ("batch-3", Email(to="three@example.com"), {"headers": {"x-batch": "yes"}}),
+        (None, Email(to="generated@example.com")),
+    ])
+    assert [type(r).__name__ for r in results] == ["Job", "ValidationError", "Job", "Job"]
+    assert getattr(results[1], "field", None) == "jobs[1].payload.to"
+
+    app.emails.wait_for(3, timeout=10)
+    app.emails.settle(quiet=0.5)
+    delivered = sorted(payload.to for _, _, payload, _ in app.emails.calls)
+    assert delivered == ["generated@example.com", "one@example.com", "three@example.com"]
+    headers = {payload.to: meta.headers.get("x-batch") for _, _, payload, meta in app.emails.calls}
+    assert headers["three@example.com"] == "yes"
+    assert await app.send_email.get("batch-2") is None
