@@ -195,13 +195,20 @@ def parse_json_body(raw: bytes) -> Any:
     if not text.strip():
         _fail("body", "is empty; send a JSON object")
     try:
-        return _DECODER.decode(text)
+        data = _DECODER.decode(text)
     except RecursionError:
         _fail("body", "is nested too deeply")
     except json.JSONDecodeError as exc:
         _fail("body", f"is not valid JSON: {exc}")
     except (_NotJsonNumber, ValueError):
         pass  # a number JSON cannot carry (ValueError: an integer too long to convert)
+    else:
+        # A "\ud800" escape decodes to a lone surrogate: not Unicode text, it cannot be
+        # stored or sent. (Escaped pairs, such as emoji, decode to one character.)
+        if _SURROGATE_ESCAPE.search(text) is None:
+            return data
+        lone = _lone_surrogates(data)
+        return _refuse(data, lone) if lone else data
     # Read again, to find every such number; the rest of the body may still be malformed.
     try:
         data = _MARKING_DECODER.decode(text)
@@ -209,33 +216,74 @@ def parse_json_body(raw: bytes) -> Any:
         _fail("body", "is nested too deeply")
     except ValueError as exc:
         _fail("body", f"is not valid JSON: {exc}")
-    return _refuse_bad_numbers(data)
+    found = [(path, bad.reason) for path, bad in find(data, _is_bad_number)]
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        found += _lone_surrogates(data)
+    return _refuse(data, found)
 
 
-def _refuse_bad_numbers(data: Any) -> Any:
-    found = list(find(data, lambda value: isinstance(value, _BadNumber)))
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE_REASON: Final = (
+    "holds a lone surrogate ({escape}), which is not Unicode text; send valid text "
+    "(a character outside the Basic Multilingual Plane is escaped as a pair, such as "
+    "\\ud83d\\ude92)"
+)
+
+
+def _is_bad_number(value: Any) -> bool:
+    return isinstance(value, _BadNumber)
+
+
+def _lone_surrogates(data: Any) -> list[tuple[Path, str]]:
+    """Where ``data`` holds a string (or an object key) with a lone surrogate, and why."""
+    found: list[tuple[Path, str]] = []
+    stack: list[tuple[Path, Any]] = [((), data)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            match = _SURROGATE.search(item)
+            if match is not None:
+                found.append((path, _SURROGATE_REASON.format(escape=f"\\u{ord(match[0]):04x}")))
+        elif isinstance(item, dict):
+            for key, value in reversed(item.items()):
+                match = _SURROGATE.search(key)
+                if match is not None:
+                    escape = f"\\u{ord(match[0]):04x}"
+                    found.append((path, "has a key that " + _SURROGATE_REASON.format(escape=escape)))
+                else:
+                    stack.append((path + (key,), value))
+        elif isinstance(item, list):
+            stack.extend((path + (i,), v) for i, v in reversed(list(enumerate(item))))
+    return found
+
+
+def _refuse(data: Any, found: list[tuple[Path, str]]) -> Any:
+    """Raise the error of the first bad value of ``found``; in a ``jobs:batch`` body where
+    every bad value is inside a job, mark those jobs refused instead."""
     if not found:  # pragma: no cover - the first decoding failed on one of them
         _fail("body", "is not valid JSON")
     in_jobs = isinstance(data, dict) and isinstance(data.get("jobs"), list) and all(
         len(path) >= 2 and path[0] == "jobs" and isinstance(path[1], int) for path, _ in found
     )
     if not in_jobs:
-        path, bad = found[0]
-        raise _number_error(path, bad)
+        path, reason = found[0]
+        raise _value_error(path, reason)
     jobs = list(data["jobs"])
-    for path, bad in found:
+    for path, reason in found:
         index = path[1]
         assert isinstance(index, int)
         if not isinstance(jobs[index], _RefusedJob):
-            jobs[index] = _RefusedJob(_number_error(path[2:], bad))
+            jobs[index] = _RefusedJob(_value_error(path[2:], reason))
     return {**data, "jobs": jobs}
 
 
-def _number_error(path: Path, bad: _BadNumber) -> ValidationError:
-    """The error for a bad number at ``path`` of a job body: the field is ``payload``,
-    ``encrypted`` or ``options.<name>``; the message says where inside it."""
+def _value_error(path: Path, reason: str) -> ValidationError:
+    """The error for a bad value at ``path`` of a job body: the field is ``payload``,
+    ``encrypted``, ``endpoint``, ``name`` or ``options.<name>``; the message says where
+    inside it."""
     field_name: str | None = None
-    if path and path[0] in ("payload", "encrypted"):
+    if path and path[0] in ("payload", "encrypted", "endpoint", "name"):
         field_name = str(path[0])
     elif path and path[0] == "options":
         field_name = "options"
@@ -243,8 +291,8 @@ def _number_error(path: Path, bad: _BadNumber) -> ValidationError:
             field_name += "." + _CAMEL_HUMP.sub(lambda m: "_" + m[0].lower(), path[1])
     located = format_path(path)
     if not path or located == field_name:
-        return ValidationError(field_name or "body", bad.reason)
-    return ValidationError(field_name or "body", f"at {located}: {bad.reason}")
+        return ValidationError(field_name or "body", reason)
+    return ValidationError(field_name or "body", f"at {located}: {reason}")
 
 
 _CAMEL_HUMP: Final = re.compile(r"[A-Z]")

@@ -456,19 +456,38 @@ _check_json: Final = _strict_json_check()
 
 
 def _check_numbers(encoded: Any) -> None:
-    """Refuse NaN, infinities and over-long integers, which JSON cannot carry."""
+    """Refuse NaN, infinities and over-long integers, which JSON cannot carry, and strings
+    with lone surrogates, which are not Unicode text."""
     if isinstance(encoded, (dict, list)):
-        # One C-speed pass over the usual payload; the slower search only when it fails.
+        # One C-speed pass over the usual payload; the slower search only when it fails, or
+        # when its ASCII output escapes a surrogate (most often half of a valid pair).
         try:
-            _check_json(encoded)
+            chunks = _check_json(encoded)
         except RecursionError:
             raise ValidationError("payload", "is nested too deeply") from None
         except ValueError:
             pass
         else:
+            text = chunks if isinstance(chunks, str) else "".join(chunks)  # type: ignore[arg-type]
+            if "\\ud" in text:
+                _check_text(encoded)
             return
     for path, value in find(encoded, lambda item: bad_number(item) is not None, ("payload",)):
         raise ValidationError("payload", where(path, str(bad_number(value))))
+    _check_text(encoded)
+
+
+def _check_text(encoded: Any) -> None:
+    for path, text in find(encoded, lambda item: isinstance(item, str), ("payload",)):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                char = f"\\u{ord(text[exc.start]):04x}"
+                raise ValidationError(
+                    "payload", where(path, f"holds a lone surrogate ({char}), which is not "
+                                     "Unicode text; send valid text"),
+                ) from None
 
 
 def _payload_error(exc: PydanticValidationError, context: str) -> ValidationError:

@@ -10,6 +10,7 @@ with the dispatcher running for the app's lifespan.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -126,8 +127,16 @@ def create_app(
 Handler = Callable[[Request, ServerState], Any]
 
 
+class _JSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:  # a lone surrogate quoted in a message: escape it
+            return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _JSONResponse(body, status_code=status, headers=headers)
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> Response:

@@ -296,6 +296,11 @@ async def test_a_payload_that_is_not_json_fails_locally(make_queue: Any) -> None
             "holds bytes that are not UTF-8 text; JSON carries text only: decode them, "
             "or send base64.b64encode(data).decode('ascii')")),
         ({"blob": b"\xfe\x00"}, "holds bytes that are not UTF-8 text"),
+        pytest.param("a\ud800", "holds a lone surrogate (\\ud800), which is not Unicode text",
+                     id="lone-surrogate"),
+        pytest.param({"k": ["ok", "\U0001f692", "\udc00"]},
+                     "at payload.k[2]: holds a lone surrogate (\\udc00)",
+                     id="nested-lone-surrogate"),
     ],
 )
 async def test_a_payload_json_cannot_carry_is_a_validation_error(
@@ -323,8 +328,8 @@ async def test_a_typed_payload_with_nan_is_a_validation_error(make_queue: Any) -
 
 async def test_finite_floats_and_big_ints_still_go(make_queue: Any) -> None:
     queue = make_queue(ApiResponse(200, job_json()))
-    await call(queue, "enqueue", "welcome", {"f": 1e308, "i": 10**100, "t": True})
-    assert sent(queue).json["payload"] == {"f": 1e308, "i": 10**100, "t": True}
+    await call(queue, "enqueue", "welcome", {"f": 1e308, "i": 10**100, "t": True, "e": "🚒"})
+    assert sent(queue).json["payload"] == {"f": 1e308, "i": 10**100, "t": True, "e": "🚒"}
 
 
 @pytest.mark.parametrize(

@@ -403,6 +403,49 @@ async def test_a_non_finite_number_fails_only_its_batch_job(client: httpx.AsyncC
     assert names == ["a", "d"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "where"),
+    [
+        ("PUT", JOB, raw_job(r'"a\ud800b"'), "payload", ""),
+        ("POST", "/v1/queues/emails/jobs", raw_job(r'{"k": ["ok", "\udfff"]}'), "payload",
+         "at payload.k[1]: "),
+        ("PUT", JOB, raw_job("1", options=r'{"headers": {"x-a": "\ud800"}}'), "options.headers",
+         "at options.headers.x-a: "),
+        ("PUT", JOB, raw_job(r'{"\ud800": 1}'), "payload", "has a key that "),
+        ("PUT", JOB, f'{{"payload": 1, "endpoint": "{ENDPOINT}\\ud800"}}'.encode(), "endpoint",
+         ""),
+        ("PUT", JOB, raw_job("1", **{"\\ud800": "1"}), "body", "has a key that "),
+        ("PATCH", JOB, rb'{"payload": "\ud800"}', "payload", ""),
+    ],
+    ids=["payload", "nested", "header", "payload-key", "endpoint", "top-level-key", "patch"],
+)
+async def test_a_lone_surrogate_is_422_naming_where_it_is(
+    client: httpx.AsyncClient, method: str, path: str, body: bytes, field: str, where: str
+) -> None:
+    assert (await client.put(JOB, json=job_body())).status_code == 201
+    response = await client.request(method, path, content=body)
+    assert response.status_code == 422, response.text
+    error = error_of(response)
+    assert (error["code"], error["field"]) == ("invalid", field)
+    assert error["message"].startswith(where + "holds a lone surrogate (\\u")
+    assert (await client.get(JOB)).json()["payload"] == {"to": "a@example.com"}
+    assert len((await client.get("/v1/queues/emails/jobs")).json()["jobs"]) == 1
+
+
+async def test_a_lone_surrogate_fails_only_its_batch_job(client: httpx.AsyncClient) -> None:
+    jobs = ", ".join([
+        f'{{"name": "a", "payload": "\\ud83d\\ude92", "endpoint": "{ENDPOINT}"}}',
+        f'{{"name": "b", "payload": "\\ud83d", "endpoint": "{ENDPOINT}"}}',
+    ])
+    response = await client.post(
+        "/v1/queues/emails/jobs:batch", content=f'{{"jobs": [{jobs}]}}'.encode()
+    )
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 422]
+    assert results[0]["job"]["payload"] == "🚒"
+    assert results[1]["error"]["field"] == "jobs[1].payload"
+
+
 async def test_a_5000_digit_number_is_422_saying_it_is_too_long(client: httpx.AsyncClient) -> None:
     response = await client.put(JOB, content=raw_job("9" * 5000))
     assert response.status_code == 422
