@@ -519,6 +519,7 @@ def _check_schedule(options: JobOptions, now: datetime | None = None) -> None:
 def _check_headers(headers: dict[str, str]) -> None:
     if len(headers) > MAX_HEADERS:
         _fail("options.headers", f"has more than {MAX_HEADERS} headers")
+    seen: dict[str, str] = {}
     for name, value in headers.items():
         lowered = name.lower()
         if len(name) > MAX_HEADER_NAME_LENGTH:
@@ -541,6 +542,19 @@ def _check_headers(headers: dict[str, str]) -> None:
                 f"the value of {name!r} is not a valid HTTP header value: it contains a line "
                 "break or another control character",
             )
+        if not value.isascii():
+            _fail(
+                "options.headers",
+                f"the value of {name!r} is not ASCII text: receivers would read its bytes in "
+                "another encoding; send such text in the payload, or percent-encode it",
+            )
+        if lowered in seen:
+            _fail(
+                "options.headers",
+                f"{seen[lowered]!r} and {name!r} are the same header (names are not "
+                "case-sensitive); give it once",
+            )
+        seen[lowered] = name
         if lowered in _RESERVED_HEADERS or lowered.startswith("x-taskless-"):
             _fail("options.headers", f"{name!r} is set by the job server and cannot be given")
         if lowered == "content-type" and value.split(";")[0].strip().lower() != "application/json":

@@ -479,3 +479,21 @@ def test_a_bad_number_then_a_broken_body_is_about_the_body(raw: bytes, words: st
         api.parse_json_body(raw)
     assert info.value.field == "body"
     assert words in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"x-a": "héllo"}, ("the value of 'x-a' is not ASCII text: receivers would read its bytes "
+                           "in another encoding; send such text in the payload, or percent-encode it")),
+        ({"X-A": "1", "x-a": "2"}, ("'X-A' and 'x-a' are the same header (names are not "
+                                   "case-sensitive); give it once")),
+    ],
+    ids=["non-ascii-value", "same-name-twice"],
+)
+def test_headers_a_receiver_would_not_see_as_sent_are_refused(
+    headers: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_job_input(body(headers=headers), LOOPBACK)
+    assert (info.value.field, info.value.reason) == ("options.headers", reason)
