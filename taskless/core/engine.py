@@ -33,6 +33,7 @@ it never overwrites the new configuration or revives the deleted job.
 from __future__ import annotations
 
 import enum
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -149,6 +150,14 @@ class Backoff:
 
     base: float = 1.0
     cap: float = 3600.0
+
+    def __post_init__(self) -> None:
+        # Refused here rather than at the first failed delivery, where recording it would fail.
+        for name, value in (("base", self.base), ("cap", self.cap)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(
+                    f"the backoff {name} must be a finite number of seconds >= 0, not {value!r}"
+                )
 
     def delay(self, attempt: int, rng: RandomSource | None = None) -> float:
         return jittered(backoff_delay(attempt, self.base, self.cap), rng)

@@ -27,10 +27,11 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
@@ -143,6 +144,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` to ``high``, else a usage error (exit
+    status 2) naming the flag and the range."""
+    rule = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _seconds(*, zero: bool, high: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number of seconds, > 0 (``>= 0`` when ``zero``) and at
+    most ``high``; NaN, infinities and anything out of range are usage errors (exit status
+    2) naming the flag and the range."""
+    rule = "a finite number of seconds " + (">= 0" if zero else "> 0")
+    if high is not None:
+        rule += f" and at most {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (
+            math.isfinite(value)
+            and (value >= 0 if zero else value > 0)
+            and (high is None or value <= high)
+        ):
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
 def _server_options(parser: argparse.ArgumentParser, *, default_host: str) -> None:
     parser.add_argument("--host", default=default_host, help=f"default {default_host}")
     parser.add_argument(
@@ -160,8 +204,12 @@ def _server_options(parser: argparse.ArgumentParser, *, default_host: str) -> No
         "another (or the restarted one) delivers it again after this (default: enough for a "
         "full batch of timeouts, plus a minute)",
     )
-    parser.add_argument("--backoff-base", type=float, default=1.0, help="retry delay base, s")
-    parser.add_argument("--backoff-cap", type=float, default=3600.0, help="retry delay cap, s")
+    parser.add_argument(
+        "--backoff-base", type=_seconds(zero=True), default=1.0, help="retry delay base, s"
+    )
+    parser.add_argument(
+        "--backoff-cap", type=_seconds(zero=True), default=3600.0, help="retry delay cap, s"
+    )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )

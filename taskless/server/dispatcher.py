@@ -351,7 +351,13 @@ class Dispatcher:
             self._results_ready.clear()
             if self._results:
                 batch, self._results = self._results, []
-                await self._record(batch)
+                try:
+                    await self._record(batch)
+                except Exception:  # a bad batch never stops the recording of the next ones
+                    logger.exception(
+                        "could not record %d attempts; they will be delivered again when "
+                        "their leases expire", len(batch)
+                    )
             if self._stopping and not any(
                 not task.done() for task in self._tasks[2:]
             ) and not self._results:
@@ -437,7 +443,11 @@ class Dispatcher:
 
     @property
     def running(self) -> bool:
-        return bool(self._tasks) and not self._stopping
+        """Started, not stopping, and none of its tasks has ended (which only a bug could
+        do): ``/healthz`` reports a dispatcher that no longer works as not running."""
+        return bool(self._tasks) and not self._stopping and not any(
+            task.done() for task in self._tasks
+        )
 
     def stats(self) -> dict[str, Any]:
         return {"outstanding": self._outstanding, "backlog": len(self._backlog)}

@@ -135,6 +135,36 @@ def test_backoff_never_overflows() -> None:
     assert Backoff(1.0, 3600.0).delay(10**9, FixedRandom(0.999999)) <= 3600.0
 
 
+@pytest.mark.parametrize(
+    ("base", "cap", "message"),
+    [
+        (-1.0, 3600.0, "the backoff base must be a finite number of seconds >= 0, not -1.0"),
+        (float("nan"), 3600.0, "the backoff base must be a finite number of seconds >= 0, not nan"),
+        (1.0, -5.0, "the backoff cap must be a finite number of seconds >= 0, not -5.0"),
+        (1e308, float("inf"), "the backoff cap must be a finite number of seconds >= 0, not inf"),
+    ],
+)
+def test_a_backoff_that_cannot_compute_a_delay_is_refused_when_built(
+    base: float, cap: float, message: str
+) -> None:
+    # Not at the first failed attempt, when the result could no longer be recorded.
+    with pytest.raises(ValueError) as info:
+        Backoff(base, cap)
+    assert str(info.value) == message
+
+
+def test_a_zero_or_huge_backoff_is_accepted_and_the_delay_clamped() -> None:
+    assert Backoff(0.0, 0.0).delay(3) == 0.0
+    now = T0
+    record = make(now, retries=1)
+    started = engine.start_attempt(record, now)
+    done = engine.finish_attempt(
+        started, started, Outcome(now, now, 500, "x"), backoff=Backoff(1e308, 1e308), rng=HALF
+    )
+    assert done.record is not None and done.record.next_run_at is not None
+    assert done.record.next_run_at - now == timedelta(days=366)
+
+
 def test_2xx_stops_retrying() -> None:
     record = engine.start_attempt(make(retries=5), T0)
     failed = fail(record, T0)

@@ -282,6 +282,40 @@ def test_missing_server_extra_names_the_install_command(
     assert "pip install 'taskless[server]'" in capsys.readouterr().err
 
 
+# -- bad server flags: usage errors before anything starts ---------------------------------------
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
+    """Run ``args``, which argparse must refuse with exit status 2; the error line."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    assert info.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "value"),
+    [
+        (["dev", "--backoff-base", "-1"], "--backoff-base", "-1"),
+        (["dev", "--backoff-base", "nan"], "--backoff-base", "nan"),
+        (["dev", "--backoff-base", "1e308", "--backoff-cap", "inf"], "--backoff-cap", "inf"),
+        (["serve", "--backoff-cap", "-5"], "--backoff-cap", "-5"),
+    ],
+)
+def test_a_backoff_that_cannot_compute_a_delay_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], args: list[str], flag: str, value: str
+) -> None:
+    assert usage_error(capsys, [*args, "--port", "0"]) == (
+        f"taskless {args[0]}: error: argument {flag}: must be a finite number of seconds >= 0, "
+        f"not '{value}'"
+    )
+
+
+def test_a_backoff_of_zero_is_accepted() -> None:
+    args = cli._parser().parse_args(["dev", "--backoff-base", "0", "--backoff-cap", "0"])
+    assert (args.backoff_base, args.backoff_cap) == (0.0, 0.0)
+
+
 # -- a real server in a subprocess ---------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -388,6 +389,55 @@ async def test_stop_is_clean_with_nothing_to_do(sqlite_store: SQLiteStore) -> No
     await dispatcher.stop()
     assert not dispatcher.running
     await dispatcher.stop()  # idempotent
+
+
+async def test_an_unexpected_error_while_recording_is_logged_and_recording_goes_on(
+    receiver: Receiver, sqlite_store: SQLiteStore, dispatcher: Dispatcher,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from taskless.server import dispatcher as module
+
+    real = module.finish_attempt
+    broken = {"first"}
+
+    def finish_attempt(current: JobRecord, *args: Any, **kwargs: Any) -> Any:
+        if current.name in broken:
+            broken.discard(current.name)
+            raise RuntimeError("boom")
+        return real(current, *args, **kwargs)
+
+    monkeypatch.setattr(module, "finish_attempt", finish_attempt)
+    await enqueue(sqlite_store, receiver.endpoint, name="first")
+    await receiver.wait_for_calls(1)
+
+    def logged() -> list[Any]:
+        return [r for r in caplog.records if r.name == "taskless.server.dispatcher"
+                and r.getMessage().startswith("could not record 1 attempts")]
+
+    async def check() -> list[Any]:
+        return logged()
+
+    (record,) = await eventually(check)
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == (
+        "could not record 1 attempts; they will be delivered again when their leases expire"
+    )
+    assert record.exc_info is not None and str(record.exc_info[1]) == "boom"
+    # The recorder still works: the next attempts are recorded, and health says so.
+    await enqueue(sqlite_store, receiver.endpoint, name="second")
+    assert (await settled(sqlite_store, "second")).state is JobState.COMPLETED
+    assert dispatcher.running
+
+
+async def test_running_is_false_once_a_task_of_the_dispatcher_has_died(
+    sqlite_store: SQLiteStore, dispatcher: Dispatcher
+) -> None:
+    assert dispatcher.running
+    recorder = dispatcher._tasks[1]
+    recorder.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await recorder
+    assert not dispatcher.running
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
