@@ -395,6 +395,12 @@ def _url_problem(url: str) -> str:
         return f"{url!r} is not an http(s) URL; give one {example}"
     if not parts.hostname:
         return f"{url!r} has no host; give an http(s) URL with a host, {example}"
+    if parts.port == 0:
+        return f"{url!r} has port 0, which no server listens on; give the app's port"
+    if parts.fragment or url.endswith("#"):
+        return (
+            f"{url!r} has a fragment ('#...'), which is never sent in a request; remove it"
+        )
     # Credentials are the only reason left.
     return (
         "credentials in URLs are not allowed (they would be stored and shown with the job); "
@@ -425,6 +431,8 @@ def _origin(url: str) -> tuple[str, str, int, str] | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     if parts.username is not None or parts.password is not None:
+        return None
+    if port == 0 or parts.fragment or url.endswith("#"):
         return None
     default_port = 443 if scheme == "https" else 80
     return scheme, parts.hostname.lower(), port or default_port, parts.path or "/"

@@ -19,6 +19,7 @@ Errors (see :mod:`taskless.core.errors`):
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import typing
 from collections.abc import Callable, Iterable
@@ -152,7 +153,7 @@ class BaseQueue(Generic[T, P]):
         if endpoint is None:
             path = route or f"/api/queues/{self.name}"
             path = path if path.startswith("/") else f"/{path}"
-            endpoint = self.settings.base_url.rstrip("/") + path
+            endpoint = _base_url(self.settings.base_url) + path
         self.endpoint: str = endpoint
         self.defaults: JobOptions = parse_options(defaults)
         #: Encrypts payloads when ``TASKLESS_ENCRYPTION_KEY`` is set (:mod:`.crypto`).
@@ -453,6 +454,29 @@ def _strict_json_check() -> Callable[[Any], object]:
 
 
 _check_json: Final = _strict_json_check()
+
+
+@functools.lru_cache(maxsize=64)
+def _base_url(value: str) -> str:
+    """``TASKLESS_BASE_URL`` without its trailing slash, once it is known to be an http(s) URL
+    that queue routes can be appended to."""
+    from urllib.parse import urlsplit
+
+    example = "your app's public URL, such as 'https://app.example.com'"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"TASKLESS_BASE_URL {value!r} is not an http(s) URL; set it to "
+                                 f"{example}")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigurationError(
+            f"TASKLESS_BASE_URL {value!r} has a query or a fragment, and queue routes are "
+            f"appended to it: set it to {example} (a path, such as '/shop', is fine)"
+        )
+    return value.rstrip("/")
 
 
 def _check_numbers(encoded: Any) -> None:

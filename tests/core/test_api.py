@@ -422,7 +422,10 @@ def test_credentials_in_an_endpoint_are_refused_as_such() -> None:
 @pytest.mark.parametrize(
     ("endpoint", "words"),
     [("ftp://127.0.0.1/x", "is not an http(s) URL"), ("http:///x", "has no host"),
-     ("http://127.0.0.1:99999/x", "is not a valid URL"), ("http://a b/", "spaces")],
+     ("http://127.0.0.1:99999/x", "is not a valid URL"), ("http://a b/", "spaces"),
+     ("http://127.0.0.1:0/x", "has port 0, which no server listens on"),
+     ("http://127.0.0.1/x#part", "has a fragment ('#...'), which is never sent in a request"),
+     ("http://127.0.0.1/x#", "has a fragment")],
 )
 def test_other_bad_endpoints_say_what_is_wrong(endpoint: str, words: str) -> None:
     with pytest.raises(ValidationError) as info:

@@ -548,6 +548,31 @@ def test_endpoint_is_base_url_plus_route() -> None:
         endpoint(endpoint="https://x.test/hook", route="/hook")
 
 
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("notaurl", ("TASKLESS_BASE_URL 'notaurl' is not an http(s) URL; set it to your app's "
+                    "public URL, such as 'https://app.example.com'")),
+        ("ftp://app.test", "TASKLESS_BASE_URL 'ftp://app.test' is not an http(s) URL"),
+        ("http://app.test/sub?x=1", ("TASKLESS_BASE_URL 'http://app.test/sub?x=1' has a query or a "
+                                    "fragment, and queue routes are appended")),
+        ("http://app.test/#top", "TASKLESS_BASE_URL 'http://app.test/#top' has a query"),
+    ],
+)
+def test_a_base_url_routes_cannot_be_appended_to_names_the_setting(
+    base_url: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Queue("emails", settings=SETTINGS.replace(base_url=base_url), transport=FakeTransport())
+    assert str(caught.value).startswith(message)
+
+
+def test_a_base_url_with_a_path_keeps_it() -> None:
+    settings = SETTINGS.replace(base_url="https://app.test/shop/")
+    queue = Queue("emails", settings=settings, transport=FakeTransport())
+    assert queue.endpoint == "https://app.test/shop/api/queues/emails"
+
+
 def test_url_and_transport_are_exclusive() -> None:
     with pytest.raises(TypeError):
         Queue("emails", settings=SETTINGS, url="http://x.test", transport=FakeTransport())
