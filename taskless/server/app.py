@@ -118,6 +118,9 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
     )
+    # A path with a trailing slash (or an empty job name) is no route: a JSON 404 that says
+    # so, not a redirect that API clients would follow with another method or not at all.
+    app.router.redirect_slashes = False
     app.state.taskless = state
     return app
 
@@ -208,7 +211,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if status == 404:
         # Not "not_found": that code means "no such job", which Queue.get/delete read as None;
         # a wrong TASKLESS_URL path must surface as an error instead.
-        return _error(404, "no_route", f"no route {request.url.path!r}; see /openapi.json")
+        path = request.url.path
+        hint = " (paths have no trailing slash)" if path.endswith("/") and path != "/" else ""
+        return _error(404, "no_route", f"no route {path!r}{hint}; see /openapi.json")
     if status == 405:
         return _error(405, "method_not_allowed", f"{request.method} is not allowed here")
     detail = exc.detail if isinstance(exc, HTTPException) else "error"

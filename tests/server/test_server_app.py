@@ -284,6 +284,19 @@ async def test_unknown_routes_and_methods_are_json(client: httpx.AsyncClient) ->
     assert "error" in not_allowed.json()
 
 
+@pytest.mark.parametrize("path", ["/v1/queues/emails/jobs/", "/v1/queues/emails/jobs/abc/"])
+async def test_a_trailing_slash_is_a_json_404_not_a_redirect(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.put(path, json=job_body())
+    assert response.status_code == 404
+    assert error_of(response) == {
+        "code": "no_route",
+        "message": f"no route {path!r} (paths have no trailing slash); see /openapi.json",
+    }
+    assert (await client.get("/v1/queues/emails/jobs")).json() == {"jobs": []}
+
+
 async def test_bad_path_names_are_422(client: httpx.AsyncClient) -> None:
     response = await client.put("/v1/queues/emails/jobs/" + "x" * 300, json=job_body())
     assert response.status_code == 422
