@@ -225,7 +225,8 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _server_settings(args: argparse.Namespace, env: str) -> Settings:
-    overrides: dict[str, Any] = {"env": env, "database": args.database}
+    # An empty --database is unset, as an empty TASKLESS_DATABASE is: the default applies.
+    overrides: dict[str, Any] = {"env": env, "database": args.database or None}
     if args.allowed_endpoints is not None:
         overrides["allowed_endpoints"] = tuple(
             p.strip() for p in args.allowed_endpoints.split(",") if p.strip()

@@ -282,6 +282,32 @@ def test_missing_server_extra_names_the_install_command(
     assert "pip install 'taskless[server]'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["dev", "serve"])
+def test_a_database_that_is_not_a_url_is_refused_and_no_file_created(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    command: str,
+) -> None:
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("TASKLESS_DATABASE", "garbage")
+    if command == "serve":
+        clean_env.setenv("TASKLESS_API_KEY", PROD_KEY)
+        clean_env.setenv("TASKLESS_SIGNING_SECRET", PROD_SECRET)
+        clean_env.setenv("TASKLESS_ALLOWED_ENDPOINTS", "https://app.example.com/")
+    assert cli.main([command, "--port", "0"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"taskless {command}: TASKLESS_DATABASE 'garbage' is not a URL (it has no scheme such "
+        "as sqlite:// or postgresql://); use sqlite:///path/to/file.db or "
+        "postgresql://user@host/db"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_database_flag_is_the_default(clean_env: pytest.MonkeyPatch) -> None:
+    settings = cli._server_settings(cli._parser().parse_args(["dev", "--database", ""]),
+                                    "development")
+    assert settings.database == "sqlite:///.taskless/taskless.db"
+
+
 # -- bad server flags: usage errors before anything starts ---------------------------------------
 
 

@@ -78,6 +78,7 @@ async def test_database_errors_are_store_unavailable(tmp_path: Path) -> None:
         ("sqlite:///.taskless/taskless.db", ".taskless/taskless.db"),
         ("sqlite:////var/lib/taskless.db", "/var/lib/taskless.db"),
         ("sqlite://:memory:", ":memory:"),
+        ("SQLite:///x.db", "x.db"),
         ("taskless.db", "taskless.db"),
     ],
 )
@@ -91,6 +92,28 @@ def test_store_for_url() -> None:
         store_for_url("mysql://localhost/x")
     with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE"):
         database_path("sqlite://relative.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("garbage", "TASKLESS_DATABASE 'garbage' is not a URL"),
+        ("data/taskless.db", "TASKLESS_DATABASE 'data/taskless.db' is not a URL"),
+        ("", "TASKLESS_DATABASE '' is not a URL"),
+        ("user:secret@db.example.com/jobs", "TASKLESS_DATABASE is not a URL"),  # not shown
+    ],
+)
+def test_a_database_without_a_scheme_is_refused_rather_than_taken_as_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError) as info:
+        store_for_url(url)
+    assert str(info.value) == (
+        f"{message} (it has no scheme such as sqlite:// or postgresql://); use "
+        "sqlite:///path/to/file.db or postgresql://user@host/db"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_a_folder_that_cannot_be_created_names_the_setting(tmp_path: Path) -> None:

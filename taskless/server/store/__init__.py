@@ -26,7 +26,13 @@ __all__ = [
 
 def store_for_url(url: str, **kwargs: Any) -> Store:
     """A (not yet opened) store for a ``TASKLESS_DATABASE`` URL."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else "sqlite"
+    if "://" not in url:
+        # A bare word or path is a mistake, not a file to create: say what to write instead.
+        raise ConfigurationError(
+            f"TASKLESS_DATABASE{_shown(url)} is not a URL (it has no scheme such as sqlite:// "
+            "or postgresql://); use sqlite:///path/to/file.db or postgresql://user@host/db"
+        )
+    scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
@@ -45,3 +51,8 @@ def store_for_url(url: str, **kwargs: Any) -> Store:
         f"TASKLESS_DATABASE has the scheme {scheme!r}; use sqlite:///path/to/file.db "
         "or postgresql://user@host/db"
     )
+
+
+def _shown(url: str) -> str:
+    """`` 'url'`` for a message, or nothing when it may hold a password (``user:pass@``)."""
+    return "" if "@" in url else f" {url!r}"

@@ -150,7 +150,7 @@ def _run_values(job_id: str, run: Run) -> tuple[Any, ...]:
 def database_path(url: str) -> str:
     """The file of a ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or
     ``sqlite://:memory:`` URL (a bare path is taken as is)."""
-    if url.startswith("sqlite://"):
+    if url[: len("sqlite://")].lower() == "sqlite://":
         rest = url[len("sqlite://"):]
         if rest == ":memory:" or rest == "/:memory:":
             return ":memory:"
