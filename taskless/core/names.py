@@ -1,8 +1,8 @@
 """The one rule for queue and job names, shared by the Queue, the receiver and the job server.
 
-A name has 1 to 200 characters: ASCII letters, digits and ``_ - . : @``, starting with a
+A name has 1 to 200 characters: ASCII letters, digits and ``_ - . : @ +``, starting with a
 letter, a digit or ``_``. So names go into URL paths as they are (no escaping, no ``..``), and
-``user:42:welcome`` or ``digest@alice@example.com`` work as deduplication keys. The job server
+``user:42:welcome`` or ``welcome:ada+news@example.com`` work as deduplication keys. The job server
 refuses what the client refuses, with the same message.
 """
 
@@ -19,7 +19,7 @@ __all__ = ["MAX_NAME_LENGTH", "NAME_PATTERN", "validate_name"]
 MAX_NAME_LENGTH: Final = 200
 
 #: The characters of a name, as a regular expression (matched whole).
-NAME_PATTERN: Final = r"[A-Za-z0-9_][A-Za-z0-9_.:@-]*"
+NAME_PATTERN: Final = r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]*"
 
 _NAME: Final = re.compile(NAME_PATTERN)
 

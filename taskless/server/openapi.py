@@ -41,7 +41,7 @@ _NOT_FOUND = {"404": {"$ref": "#/components/responses/NotFound"}}
 _NAME_SCHEMA = {
     "type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
     "pattern": f"^{NAME_PATTERN}$",
-    "description": "ASCII letters, digits and _ - . : @, starting with a letter, digit or _.",
+    "description": "ASCII letters, digits and _ - . : @ +, starting with a letter, digit or _.",
 }
 _QUEUE = {"name": "queue", "in": "path", "required": True, "schema": _NAME_SCHEMA}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}

@@ -363,6 +363,7 @@ def test_a_utf8_byte_order_mark_is_skipped() -> None:
 @pytest.mark.parametrize(
     ("name", "field"),
     [("%", "name"), ("café", "name"), ("-abc", "name"), ("a b", "name"), ("x" * 201, "name"),
+     ("+a", "name"), ("a/b+c", "name"),
      ("q/1", "queue"), ("", "queue")],
 )
 def test_path_names_follow_the_client_rule(name: str, field: str) -> None:
@@ -376,7 +377,9 @@ def test_path_names_follow_the_client_rule(name: str, field: str) -> None:
     assert str(server.value) == str(client.value)
 
 
-@pytest.mark.parametrize("name", ["a", "user:42:welcome", "digest@alice@example.com", "_x.y-z"])
+@pytest.mark.parametrize(
+    "name", ["a", "user:42:welcome", "digest@alice@example.com", "_x.y-z", "welcome:ada+news@x.io"]
+)
 def test_valid_names_pass(name: str) -> None:
     assert api.validate_path_name(name, "name") == name
 

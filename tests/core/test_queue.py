@@ -247,7 +247,9 @@ async def test_bad_job_names_fail_locally(make_queue: Any, name: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["a", "_", "welcome-42", "user:42:welcome", "digest@ada@x.io", "v1.2_3", "x" * 200]
+    "name",
+    ["a", "_", "welcome-42", "user:42:welcome", "digest@ada@x.io", "welcome:ada+news@x.io",
+     "v1.2_3", "x" * 200],
 )
 def test_good_job_names(name: str) -> None:
     assert validate_name(name) == name

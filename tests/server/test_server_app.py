@@ -583,3 +583,12 @@ async def test_openapi_says_a_bad_batch_job_does_not_sink_the_others(
     text = batch["summary"] + " " + batch["description"]
     assert "transaction" not in text
     assert "does not sink the others" in text
+
+
+async def test_a_name_with_a_plus_is_kept_as_it_is(client: httpx.AsyncClient) -> None:
+    path = "/v1/queues/emails/jobs/welcome:ada+news@example.com"
+    created = await client.put(path, json=job_body())
+    assert created.status_code == 201
+    assert created.json()["name"] == "welcome:ada+news@example.com"
+    assert (await client.get(path)).json()["name"] == "welcome:ada+news@example.com"
+    assert (await client.get("/v1/queues/emails/jobs/welcome:ada news@example.com")).status_code == 422
