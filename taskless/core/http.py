@@ -28,6 +28,12 @@ def _client_options(
 ) -> dict[str, Any]:
     from taskless import __version__
 
+    if not (api_key.isascii() and api_key.isprintable()) or api_key != api_key.strip():
+        raise ConfigurationError(
+            "TASKLESS_API_KEY holds characters an HTTP header cannot carry (non-ASCII, "
+            "control characters or spaces at its ends); set it to the key the job server was "
+            "started with"
+        )
     return {
         "base_url": url,
         "headers": {

@@ -336,3 +336,14 @@ def test_a_plugin_returning_the_wrong_kind_of_transport_is_a_configuration_error
         assert isinstance(transport_for("sync://", SETTINGS, asynchronous=False), SyncOnly)
         with pytest.raises(ConfigurationError, match="not an AsyncTransport"):
             transport_for("sync://", SETTINGS, asynchronous=True)
+
+
+@pytest.mark.parametrize("key", ["ключ", "key\r\nx-evil: 1", " padded-key ", "tab\tkey"])
+@pytest.mark.parametrize("transport", [HttpTransport, AsyncHttpTransport])
+def test_an_api_key_no_header_can_carry_names_the_setting(key: str, transport: Any) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        transport("http://127.0.0.1:3001", api_key=key)
+    assert str(caught.value).startswith("TASKLESS_API_KEY holds characters an HTTP header cannot")
+    assert key not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="^TASKLESS_API_KEY holds"):
+        Queue("emails", settings=Settings(api_key=key, url="http://127.0.0.1:3001"))
