@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from ._frozen import fast_init
 from .errors import ConfigurationError
-from .settings import Settings
+from .settings import DEV_URL, Settings
 
 
 @fast_init
@@ -156,6 +156,10 @@ def transport_for(
     :raises ConfigurationError: no registered plugin serves the scheme; the message names
         ``TASKLESS_URL`` and lists the schemes that are served.
     """
+    if not isinstance(url, str):
+        raise TypeError(
+            f"the job server's URL is a string such as {DEV_URL!r}, not {type(url).__name__}"
+        )
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     factories = transport_factories()
     factory = factories.get(scheme)

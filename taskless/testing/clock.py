@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,12 @@ def as_timedelta(value: timedelta | float | str, *, field: str = "by") -> timede
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        if not math.isfinite(value):
+            raise ValueError(f"{field}: {value!r} seconds is not a finite number")
+        try:
+            return timedelta(seconds=value)
+        except OverflowError:
+            raise ValueError(f"{field}: {value!r} seconds is too large a step") from None
     if isinstance(value, str):
         return _duration_step(value, field)
     raise TypeError(f"{field} must be a timedelta, seconds or an ISO-8601 duration")

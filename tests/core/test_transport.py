@@ -347,3 +347,11 @@ def test_an_api_key_no_header_can_carry_names_the_setting(key: str, transport: A
     assert key not in str(caught.value)
     with pytest.raises(ConfigurationError, match="^TASKLESS_API_KEY holds"):
         Queue("emails", settings=Settings(api_key=key, url="http://127.0.0.1:3001"))
+
+
+def test_a_url_that_is_not_a_string_is_a_type_error_saying_what_it_should_be() -> None:
+    with pytest.raises(TypeError) as caught:
+        Queue("emails", url=5)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "the job server's URL is a string such as 'http://127.0.0.1:3001', not int"
+    )

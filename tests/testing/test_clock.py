@@ -38,3 +38,19 @@ def test_refused_duration_strings_raise_every_time() -> None:
             clock.as_timedelta("P1M")
         with pytest.raises(ValidationError):
             clock.as_timedelta("15 minutes")
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (float("nan"), "by: nan seconds is not a finite number"),
+        (float("inf"), "by: inf seconds is not a finite number"),
+        (1e300, "by: 1e+300 seconds is too large a step"),
+    ],
+)
+def test_a_step_of_seconds_that_is_no_time_says_so(step: float, message: str) -> None:
+    fake = TasklessFake(start="2024-01-01T00:00:00Z")
+    with pytest.raises(ValueError) as caught:
+        fake.advance(step)
+    assert str(caught.value) == message
+    assert fake.now == datetime(2024, 1, 1, tzinfo=UTC)
