@@ -643,7 +643,7 @@ def parse_limit(value: str | None, *, default: int = 100, maximum: int = 1000) -
     """The ``limit`` query parameter."""
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
         _fail("limit", f"must be an integer from 1 to {maximum}")
     return int(value)
 

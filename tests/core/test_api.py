@@ -503,3 +503,15 @@ def test_headers_a_receiver_would_not_see_as_sent_are_refused(
     with pytest.raises(ValidationError) as info:
         api.parse_job_input(body(headers=headers), LOOPBACK)
     assert (info.value.field, info.value.reason) == ("options.headers", reason)
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "-1", "abc", "٣", "1.5", " 5"])
+def test_a_limit_is_an_ascii_integer_from_1_to_1000(value: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.parse_limit(value)
+    assert (info.value.field, info.value.reason) == ("limit", "must be an integer from 1 to 1000")
+
+
+def test_limit_defaults_and_bounds() -> None:
+    assert (api.parse_limit(None), api.parse_limit(""), api.parse_limit("1"),
+            api.parse_limit("1000")) == (100, 100, 1, 1000)
