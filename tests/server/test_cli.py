@@ -302,6 +302,19 @@ def test_a_database_that_is_not_a_url_is_refused_and_no_file_created(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_file_that_is_not_a_sqlite_database_is_a_one_line_error(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    assert cli.main(["dev", "--port", "0", "--database", f"sqlite:///{passwd}"]) == 2
+    assert capsys.readouterr().err == (
+        f"taskless dev: TASKLESS_DATABASE: the file {str(passwd)!r} is not a SQLite database; "
+        "give the path of a Taskless database, or of a new file to create\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["passwd"]
+
+
 def test_an_empty_database_flag_is_the_default(clean_env: pytest.MonkeyPatch) -> None:
     settings = cli._server_settings(cli._parser().parse_args(["dev", "--database", ""]),
                                     "development")

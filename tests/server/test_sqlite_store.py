@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +124,69 @@ async def test_a_folder_that_cannot_be_created_names_the_setting(tmp_path: Path)
     store = SQLiteStore(str(blocker / "sub" / "taskless.db"))
     with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE: cannot create the folder"):
         await store.open()
+
+
+async def test_a_file_that_is_not_a_sqlite_database_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "passwd"
+    path.write_text("root:x:0:0:root:/root:/bin/bash\n" * 10)
+    with pytest.raises(ConfigurationError) as info:
+        await SQLiteStore(str(path)).open()
+    assert str(info.value) == (
+        f"TASKLESS_DATABASE: the file {str(path)!r} is not a SQLite database; give the path "
+        "of a Taskless database, or of a new file to create"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]  # no passwd.lock
+    assert path.read_text() == "root:x:0:0:root:/root:/bin/bash\n" * 10
+
+
+async def test_no_lock_file_is_left_behind_by_a_start_that_fails(tmp_path: Path) -> None:
+    path = tmp_path / "taskless.db"
+    async with SQLiteStore(path):
+        pass
+    (tmp_path / "taskless.db.lock").unlink()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(ConfigurationError, match="newer"):
+        await SQLiteStore(path).open()
+    assert not (tmp_path / "taskless.db.lock").exists()
+    # A folder where the file should be: sqlite3 cannot open it.
+    (tmp_path / "folder.db").mkdir()
+    with pytest.raises(StoreUnavailable, match="unable to open database file"):
+        await SQLiteStore(tmp_path / "folder.db").open()
+    assert not (tmp_path / "folder.db.lock").exists()
+
+
+async def test_the_lock_still_holds_after_a_failed_start_removed_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A store that opened the lock file just before a failed start removed it must not lock
+    # that removed file (the next store would not meet its lock): it locks the new file.
+    lock = os.path.realpath(tmp_path / "jobs.db") + ".lock"
+    removed = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    os.unlink(lock)
+    real_open = os.open
+    opened: list[str] = []
+
+    def racing_open(file: Any, flags: int, mode: int = 0o777) -> int:
+        if file != lock:
+            return real_open(file, flags, mode)
+        opened.append(file)
+        return os.dup(removed) if len(opened) == 1 else real_open(file, flags, mode)
+
+    monkeypatch.setattr(os, "open", racing_open)
+    first = SQLiteStore(tmp_path / "jobs.db")
+    try:
+        await first.open()
+        monkeypatch.undo()
+        assert opened == [lock, lock]  # the removed file, then the one a next store meets
+        with pytest.raises(ConfigurationError, match="in use by another job server"):
+            await SQLiteStore(tmp_path / "jobs.db").open()
+    finally:
+        monkeypatch.undo()
+        os.close(removed)
+        await first.close()
 
 
 async def test_a_second_store_on_the_same_file_is_refused_even_through_a_symlink(

@@ -17,6 +17,7 @@ several job server processes, use PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import sys
@@ -40,6 +41,9 @@ T = TypeVar("T")
 
 #: The schema this code writes; stored in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = 1
+
+#: SQLite's result code for "file is not a database".
+_SQLITE_NOTADB: Final = 26
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
@@ -163,33 +167,52 @@ def database_path(url: str) -> str:
     return url
 
 
+def _lock_path(path: str) -> str:
+    return os.path.realpath(path) + ".lock"
+
+
 def _lock_exclusively(path: str) -> int:
     """Hold an exclusive lock on ``<path>.lock`` (a file descriptor, held while open), or
     refuse: one job server process per SQLite file. The lock sits beside the real file, so
     every path to it (relative, absolute, through a symlink) meets the same lock."""
-    fd = os.open(os.path.realpath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if sys.platform == "win32":
-            import msvcrt
+    lock_path = _lock_path(path)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if sys.platform == "win32":
+                import msvcrt
 
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise ConfigurationError(
+                f"the SQLite database {path!r} is in use by another job server process"
+                f"{f' (pid {holder})' if holder.isdigit() else ''}. A SQLite file serves one "
+                "process: stop the other one, give this one a file of its own "
+                "(--database sqlite:///other.db), or run several servers on PostgreSQL "
+                "(--database postgresql://...)"
+            ) from None
+        # A store that fails to open removes the lock file while it holds the lock: if that
+        # happened between our open and our lock, we locked a file no other store will meet.
+        if _same_file(fd, lock_path):
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
         os.close(fd)
-        raise ConfigurationError(
-            f"the SQLite database {path!r} is in use by another job server process"
-            f"{f' (pid {holder})' if holder.isdigit() else ''}. A SQLite file serves one "
-            "process: stop the other one, give this one a file of its own "
-            "(--database sqlite:///other.db), or run several servers on PostgreSQL "
-            "(--database postgresql://...)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 class SQLiteStore(Store):
@@ -268,23 +291,42 @@ class SQLiteStore(Store):
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except BaseException:
-            self._unlock()
+            self._unlock(remove=True)
             raise
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             self._migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            self._unlock(remove=True)
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # locked, read-only, cannot open: the store is unavailable
+            if getattr(exc, "sqlite_errorcode", None) == _SQLITE_NOTADB:
+                raise ConfigurationError(
+                    f"TASKLESS_DATABASE: the file {self.path!r} is not a SQLite database; "
+                    "give the path of a Taskless database, or of a new file to create"
+                ) from None
+            raise ConfigurationError(
+                f"TASKLESS_DATABASE: the SQLite database {self.path!r} cannot be used ({exc})"
+            ) from None
         except BaseException:
             conn.close()
-            self._unlock()
+            self._unlock(remove=True)
             raise
         self._conn = conn
 
-    def _unlock(self) -> None:
+    def _unlock(self, *, remove: bool = False) -> None:
+        """Release the lock; with ``remove``, after removing the lock file (a start that
+        failed leaves nothing behind)."""
         lock, self._lock = self._lock, None
-        if lock is not None:
-            os.close(lock)  # closing the file releases the lock
+        if lock is None:
+            return
+        if remove:
+            with contextlib.suppress(OSError):  # gone, or (Windows) still open elsewhere
+                os.unlink(_lock_path(self.path))
+        os.close(lock)  # closing the file releases the lock
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
