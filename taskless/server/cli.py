@@ -49,6 +49,11 @@ __all__ = ["main"]
 DEV_HOST = "127.0.0.1"
 DEV_PORT = 3001
 READY_PREFIX = "listening on "
+#: The largest --limit of ``jobs`` and ``runs`` (the job server's own limit).
+MAX_LIMIT = 1000
+#: The longest --timeout (a day) and --lease (366 days, the longest retry delay too).
+MAX_TIMEOUT = 24 * 3600.0
+MAX_LEASE = 366 * 24 * 3600.0
 
 
 class _UsageError(Exception):
@@ -125,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
     jobs = commands.add_parser("jobs", help="list the jobs of a queue")
     jobs.add_argument("queue", metavar="QUEUE")
-    jobs.add_argument("--limit", type=int, default=100)
+    jobs.add_argument("--limit", type=_integer(1, MAX_LIMIT), default=100)
     _client_options(jobs)
     jobs.set_defaults(handler=_jobs)
 
@@ -138,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="show the run history of a job, newest first")
     runs.add_argument("queue", metavar="QUEUE")
     runs.add_argument("name", metavar="NAME")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_integer(1, MAX_LIMIT), default=20)
     _client_options(runs)
     runs.set_defaults(handler=_runs)
     return parser
@@ -168,7 +173,7 @@ def _seconds(*, zero: bool, high: float | None = None) -> Callable[[str], float]
     2) naming the flag and the range."""
     rule = "a finite number of seconds " + (">= 0" if zero else "> 0")
     if high is not None:
-        rule += f" and at most {high:g}"
+        rule += f" and at most {high:.0f}"
 
     def parse(text: str) -> float:
         try:
@@ -190,16 +195,22 @@ def _seconds(*, zero: bool, high: float | None = None) -> Callable[[str], float]
 def _server_options(parser: argparse.ArgumentParser, *, default_host: str) -> None:
     parser.add_argument("--host", default=default_host, help=f"default {default_host}")
     parser.add_argument(
-        "--port", type=int, default=DEV_PORT, help=f"default {DEV_PORT}; 0 picks a free port"
+        "--port", type=_integer(0, 65535), default=DEV_PORT,
+        help=f"default {DEV_PORT}; 0 picks a free port"
     )
     parser.add_argument("--database", help="TASKLESS_DATABASE, e.g. sqlite:///taskless.db")
     parser.add_argument(
         "--allowed-endpoints", help="TASKLESS_ALLOWED_ENDPOINTS: comma list of URL prefixes"
     )
-    parser.add_argument("--concurrency", type=int, default=64, help="deliveries in flight")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
     parser.add_argument(
-        "--lease", type=float, default=None,
+        "--concurrency", type=_integer(1), default=64, help="deliveries in flight"
+    )
+    parser.add_argument(
+        "--timeout", type=_seconds(zero=False, high=MAX_TIMEOUT), default=30.0,
+        help="seconds per attempt",
+    )
+    parser.add_argument(
+        "--lease", type=_seconds(zero=False, high=MAX_LEASE), default=None,
         help="seconds a claimed delivery stays reserved; when a server dies mid-delivery, "
         "another (or the restarted one) delivers it again after this (default: enough for a "
         "full batch of timeouts, plus a minute)",

@@ -350,6 +350,69 @@ def test_a_backoff_that_cannot_compute_a_delay_is_a_usage_error(
     )
 
 
+SECONDS = "must be a finite number of seconds > 0 and at most"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["dev", "--port", "-1"], "argument --port: must be an integer from 0 to 65535, not '-1'"),
+        (["serve", "--port", "99999"],
+         "argument --port: must be an integer from 0 to 65535, not '99999'"),
+        (["dev", "--lease", "inf"], f"argument --lease: {SECONDS} 31622400, not 'inf'"),
+        (["dev", "--lease", "nan"], f"argument --lease: {SECONDS} 31622400, not 'nan'"),
+        (["dev", "--lease", "1e20"], f"argument --lease: {SECONDS} 31622400, not '1e20'"),
+        (["dev", "--lease", "-5"], f"argument --lease: {SECONDS} 31622400, not '-5'"),
+        (["dev", "--timeout", "0"], f"argument --timeout: {SECONDS} 86400, not '0'"),
+        (["dev", "--timeout", "nan"], f"argument --timeout: {SECONDS} 86400, not 'nan'"),
+        (["serve", "--timeout", "inf"], f"argument --timeout: {SECONDS} 86400, not 'inf'"),
+        (["dev", "--timeout", "-1"], f"argument --timeout: {SECONDS} 86400, not '-1'"),
+        (["dev", "--concurrency", "0"], "argument --concurrency: must be an integer >= 1, not '0'"),
+        (["dev", "--concurrency", "-3"],
+         "argument --concurrency: must be an integer >= 1, not '-3'"),
+        (["jobs", "q", "--limit", "0"],
+         "argument --limit: must be an integer from 1 to 1000, not '0'"),
+        (["jobs", "q", "--limit", "nan"],
+         "argument --limit: must be an integer from 1 to 1000, not 'nan'"),
+        (["runs", "q", "n", "--limit", "-1"],
+         "argument --limit: must be an integer from 1 to 1000, not '-1'"),
+        (["runs", "q", "n", "--limit", "1001"],
+         "argument --limit: must be an integer from 1 to 1000, not '1001'"),
+    ],
+)
+def test_a_number_out_of_range_is_a_usage_error_naming_the_flag_and_the_range(
+    capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    assert usage_error(capsys, args) == f"taskless {args[0]}: error: {error}"
+
+
+@pytest.mark.parametrize("flag", [["--port", "99999"], ["--lease", "inf"]])
+def test_the_command_exits_2_with_the_usage_and_no_traceback(
+    tmp_path: Path, flag: list[str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "taskless", "dev", *flag], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: taskless dev ")
+    assert result.stderr.splitlines()[-1].startswith(f"taskless dev: error: argument {flag[0]}: ")
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing started, no database created
+
+
+def test_the_ends_of_the_ranges_are_accepted() -> None:
+    parse = cli._parser().parse_args
+    args = parse(["dev", "--port", "65535", "--timeout", "86400", "--lease", "31622400",
+                  "--concurrency", "1"])
+    assert (args.port, args.timeout, args.lease, args.concurrency) == (
+        65535, 86400.0, 31622400.0, 1
+    )
+    assert parse(["serve", "--port", "0"]).port == 0
+    assert parse(["jobs", "q", "--limit", "1"]).limit == 1
+    assert parse(["runs", "q", "n", "--limit", "1000"]).limit == 1000
+
+
 def test_a_backoff_of_zero_is_accepted() -> None:
     args = cli._parser().parse_args(["dev", "--backoff-base", "0", "--backoff-cap", "0"])
     assert (args.backoff_base, args.backoff_cap) == (0.0, 0.0)
