@@ -112,6 +112,15 @@ class Settings:
         key = self.api_key
         if not key:
             problems.append(f"TASKLESS_API_KEY is not set; {API_KEY_HINT}")
+        elif not key.strip():
+            problems.append(f"TASKLESS_API_KEY is blank (only whitespace); {API_KEY_HINT}")
+        elif not (key.isascii() and key.isprintable()) or key != key.strip():
+            # Clients send it in the Authorization header, which cannot carry these (and drops
+            # spaces at the ends): every request would be refused.
+            problems.append(
+                "TASKLESS_API_KEY holds characters an HTTP header cannot carry (non-ASCII, "
+                f"control characters or spaces at its ends); {API_KEY_HINT}"
+            )
         elif key == DEV_API_KEY:
             problems.append(f"TASKLESS_API_KEY is the development key; {API_KEY_HINT}")
         elif len(key) < MIN_API_KEY_LENGTH:

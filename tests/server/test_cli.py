@@ -215,6 +215,52 @@ def test_serve_refuses_weak_secrets_naming_each_and_the_fix(
     assert problems[2].startswith("TASKLESS_ALLOWED_ENDPOINTS: 'not a url' is not an http(s)")
 
 
+API_KEY_HINT_START = 'generate one with: python -c "import secrets;'
+UNUSABLE = (
+    "TASKLESS_API_KEY holds characters an HTTP header cannot carry (non-ASCII, control "
+    "characters or spaces at its ends); "
+)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (" " * 20, "TASKLESS_API_KEY is blank (only whitespace); "),
+        ("\t" * 4 + " " * 16, "TASKLESS_API_KEY is blank (only whitespace); "),
+        ("clé-de-production-très-longue", UNUSABLE),
+        ("a-production-api-key\x1b[0m", UNUSABLE),
+        ("a-production-api-key\x7f", UNUSABLE),
+        ("  a-production-api-key", UNUSABLE),
+        ("a-production-api-key ", UNUSABLE),
+    ],
+)
+def test_serve_refuses_an_api_key_no_request_could_send(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str, problem: str
+) -> None:
+    clean_env.setenv("TASKLESS_API_KEY", key)
+    clean_env.setenv("TASKLESS_SIGNING_SECRET", PROD_SECRET)
+    clean_env.setenv("TASKLESS_ALLOWED_ENDPOINTS", "https://app.example.com/")
+    assert cli.main(["serve", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("taskless serve: cannot start a production job server")
+    problems = [line[4:] for line in err.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 1
+    assert problems[0].startswith(problem + API_KEY_HINT_START)
+    assert key.strip() == "" or key.strip() not in err  # the key itself is never shown
+
+
+def test_an_api_key_with_a_nul_or_a_line_break_is_a_production_problem() -> None:
+    from taskless.core.settings import Settings
+
+    for key in ("a-production-api-key\x00", "a-production\r\napi-key"):
+        settings = Settings(env="production", api_key=key, signing_secret=PROD_SECRET)
+        (problem,) = settings.production_problems()
+        assert problem.startswith(UNUSABLE)
+    # Spaces inside a key can go in a header: such a key is accepted.
+    inside = Settings(env="production", api_key="a production api key", signing_secret=PROD_SECRET)
+    assert inside.production_problems() == []
+
+
 def test_the_secret_fix_the_message_gives_makes_an_accepted_secret(
     clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
