@@ -449,7 +449,9 @@ def _request(args: argparse.Namespace, *segments: str, query: str = "") -> Any:
     from taskless.core.http import HttpTransport
     from taskless.core.transport import ApiRequest
 
-    settings = Settings.from_env(url=args.url, api_key=args.api_key)
+    # An empty --url or --api-key is not given, as an empty TASKLESS_URL or TASKLESS_API_KEY
+    # is unset: the variable, else the development default, applies.
+    settings = Settings.from_env(url=args.url or None, api_key=args.api_key or None)
     path = "/v1/queues/" + "/".join(quote(s, safe="") for s in segments) + query
     with HttpTransport.from_settings(settings) as transport:
         response = transport.handle(ApiRequest("GET", path))

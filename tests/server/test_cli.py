@@ -143,6 +143,27 @@ def test_inspection_names_the_bad_field(
     assert "is not allowed: use ASCII letters" in err
 
 
+def test_an_empty_api_key_or_url_flag_is_not_given(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from taskless.core.settings import Settings
+    from taskless.server.app import create_app
+    from taskless.server.runner import ServerThread
+
+    settings = Settings.from_env({}, database=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with ServerThread(create_app(settings, dispatcher=False)) as server:
+        # Development (no TASKLESS_ENV): the development key, as with TASKLESS_API_KEY=.
+        assert cli.main(["jobs", "raw", "--url", server.url, "--api-key", ""]) == 0
+        assert capsys.readouterr() == ("NAME  STATE  NEXT RUN  EVERY  ENDPOINT\n", "")
+        # An empty --url leaves TASKLESS_URL in charge, an empty --api-key TASKLESS_API_KEY.
+        clean_env.setenv("TASKLESS_URL", server.url)
+        assert cli.main(["runs", "raw", "x", "--url", "", "--api-key", ""]) == 1
+        assert capsys.readouterr().err == "taskless runs: no job named 'x' in queue 'raw'\n"
+        clean_env.setenv("TASKLESS_API_KEY", "wrong")
+        assert cli.main(["job", "raw", "x", "--api-key", ""]) == 1
+        assert "missing or wrong API key" in capsys.readouterr().err
+
+
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2
     assert "dev" in capsys.readouterr().out
