@@ -343,11 +343,21 @@ async def _healthz(request: Request) -> Response:
     state: ServerState = request.app.state.taskless
     try:
         await state.store.next_due_at()
+    except StoreUnavailable as exc:
+        unavailable_log.error("%s; API requests are answered 503", exc)
+        return _error(503, "unavailable", "the job server's database is unavailable")
     except Exception:
         logger.exception("health check: the store failed")
         return _error(503, "unavailable", "the job server's database is unavailable")
-    dispatching = state.dispatcher is not None and state.dispatcher.running
-    return _json({"status": "ok", "dispatcher": "running" if dispatching else "off"})
+    if state.dispatcher is None:  # an API-only app: nothing to deliver
+        return _json({"status": "ok", "dispatcher": "off"})
+    if not state.dispatcher.running:
+        return _error(
+            503, "unavailable",
+            "the dispatcher has stopped, so no job is delivered: see the job server's log, "
+            "and restart it",
+        )
+    return _json({"status": "ok", "dispatcher": "running"})
 
 
 async def _openapi(request: Request) -> Response:

@@ -47,3 +47,21 @@ async def test_serve_in_the_current_loop(tmp_path: Path) -> None:
 def test_bind_picks_a_free_port() -> None:
     with bind() as first, bind() as second:
         assert first.getsockname()[1] != second.getsockname()[1] != 0
+
+
+@pytest.mark.anyio
+async def test_health_is_503_once_the_dispatcher_has_stopped(tmp_path: Path) -> None:
+    app = create_app(SETTINGS, store=SQLiteStore(tmp_path / "s.db"))
+    async with serve(app) as url, httpx.AsyncClient() as client:
+        running = await client.get(url + "/healthz")
+        assert (running.status_code, running.json()) == (
+            200, {"status": "ok", "dispatcher": "running"}
+        )
+        await app.state.taskless.dispatcher.stop(grace=0)
+        stopped = await client.get(url + "/healthz")
+        assert stopped.status_code == 503
+        assert stopped.json()["error"] == {
+            "code": "unavailable",
+            "message": "the dispatcher has stopped, so no job is delivered: see the job "
+            "server's log, and restart it",
+        }
