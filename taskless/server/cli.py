@@ -458,7 +458,10 @@ def _request(args: argparse.Namespace, *segments: str, query: str = "") -> Any:
     if response.ok:
         return response.json
     error = (response.json or {}).get("error", {}) if isinstance(response.json, dict) else {}
-    message = error.get("message") or f"the job server answered {response.status}"
+    message = error.get("message") or (
+        f"{settings.url} answered {response.status} without a Taskless error body; is "
+        "TASKLESS_URL (or --url) the address of a Taskless job server?"
+    )
     if error.get("field"):
         message = f"{error['field']}: {message}"
     if response.status == 401:

@@ -687,3 +687,32 @@ def test_sigterm_lets_the_delivery_in_flight_finish_and_records_it(
         process.communicate(timeout=30)
     assert [(r["status"], r["statusCode"]) for r in runs] == [("succeeded", 200)]
     assert job["state"] == "completed"
+
+
+@pytest.mark.parametrize("command", [["jobs", "raw"], ["job", "raw", "b1"], ["runs", "raw", "b1"]])
+def test_inspection_against_a_server_that_is_not_taskless_says_so(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), NotFound) as other:
+        thread = threading.Thread(target=other.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{other.server_address[1]}"
+        try:
+            assert cli.main([*command, "--url", url]) == 1
+        finally:
+            other.shutdown()
+    assert capsys.readouterr().err == (
+        f"taskless {command[0]}: {url} answered 404 without a Taskless error body; is "
+        "TASKLESS_URL (or --url) the address of a Taskless job server?\n"
+    )
