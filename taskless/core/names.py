@@ -40,7 +40,7 @@ def validate_name(value: object, *, field: str = "name") -> str:
     if not _NAME.fullmatch(value):
         raise ValidationError(
             field,
-            f"{value!r} is not allowed: use ASCII letters, digits and _ - . : @, "
+            f"{value!r} is not allowed: use ASCII letters, digits and _ - . : @ +, "
             "starting with a letter, a digit or _",
         )
     return value

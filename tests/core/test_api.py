@@ -515,3 +515,12 @@ def test_a_limit_is_an_ascii_integer_from_1_to_1000(value: str) -> None:
 def test_limit_defaults_and_bounds() -> None:
     assert (api.parse_limit(None), api.parse_limit(""), api.parse_limit("1"),
             api.parse_limit("1000")) == (100, 100, 1, 1000)
+
+
+def test_the_name_rule_message_lists_every_allowed_character() -> None:
+    with pytest.raises(ValidationError) as info:
+        api.validate_path_name("bad name", "name")
+    assert str(info.value) == (
+        "name: 'bad name' is not allowed: use ASCII letters, digits and _ - . : @ +, "
+        "starting with a letter, a digit or _"
+    )
