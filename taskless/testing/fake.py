@@ -925,13 +925,13 @@ class TasklessFake:
         """The jobs stored, by queue and name (as ``queue.get`` would return them)."""
         with self._lock:
             records = [r for (q, _), r in sorted(self._jobs.items()) if queue in (None, q)]
-            return [_job(r) for r in records]
+            return [_job(self._plain(r)) for r in records]
 
     def job(self, name: str, queue: str | None = None) -> Job[Any] | None:
         """The job ``name`` (in ``queue``; any queue when the name is unique), or ``None``."""
         with self._lock:
             record = self._record(name, queue)
-            return None if record is None else _job(record)
+            return None if record is None else _job(self._plain(record))
 
     def _record(self, name: str, queue: str | None) -> JobRecord | None:
         if queue is not None:

@@ -49,6 +49,9 @@ def test_encrypted_jobs_are_stored_encrypted_and_delivered_decrypted(mode: str) 
         assert "payload" not in stored and stored["encrypted"]["alg"] == "A256GCM"
         assert [e.payload for e in fake.enqueued()] == [PAYLOAD]
         assert [s.payload for s in fake.scheduled()] == [PAYLOAD]
+        assert [j.payload for j in fake.jobs()] == [PAYLOAD]
+        found = fake.job("welcome")
+        assert found is not None and found.payload == PAYLOAD
         fake.run_due()
     assert seen == [Email(**PAYLOAD)]
     assert [(d.status, d.payload) for d in fake.deliveries()] == [(200, PAYLOAD)]
