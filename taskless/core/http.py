@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
 from .errors import ConfigurationError, TransportError
 from .hooks import hookimpl
 from .settings import Settings
-from .transport import ApiRequest, ApiResponse, AsyncTransport, Transport, TransportFactory
+from .transport import (
+    ApiRequest,
+    ApiResponse,
+    AsyncTransport,
+    Transport,
+    TransportFactory,
+    encode_body,
+)
 
 #: Calls to the job server are small and quick; a slow one means something is wrong.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -49,8 +56,12 @@ def _client_options(
 def _send_options(request: ApiRequest) -> dict[str, Any]:
     options: dict[str, Any] = {"method": request.method, "url": request.path}
     if request.json is not None:
-        options["json"] = request.json
+        options["content"] = encode_body(request.json)
+        options["headers"] = _JSON_CONTENT
     return options
+
+
+_JSON_CONTENT: Final = {"content-type": "application/json"}
 
 
 def _api_response(response: httpx.Response) -> ApiResponse:

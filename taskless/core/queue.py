@@ -40,7 +40,14 @@ from .jsonvalue import bad_number, find, where
 from .models import Job, JobOptions, merge_options, parse_options, validate_job
 from .names import validate_name
 from .settings import Settings
-from .transport import ApiRequest, ApiResponse, AsyncTransport, Transport, transport_for
+from .transport import (
+    ApiRequest,
+    ApiResponse,
+    AsyncTransport,
+    Transport,
+    encode_body,
+    transport_for,
+)
 
 #: The payload type of a typed queue (``Queue[Model]``); ``Any`` when the queue is untyped.
 P = TypeVar("P", default=Any)
@@ -76,6 +83,9 @@ class _Call(Generic[R]):
 
 #: Most jobs in one ``jobs:batch`` request (the job server's limit).
 BATCH_SIZE: Final = 1000
+#: Most bytes in one request body (the job server's limit, ``api.MAX_BODY_BYTES``).
+MAX_BODY_BYTES: Final = 1024 * 1024
+_BATCH_FRAME: Final = len(b'{"jobs":[]}')
 
 #: One job of :meth:`Queue.enqueue_many`: ``(name, payload)`` or ``(name, payload, options)``.
 BatchItem = tuple[str | None, P] | tuple[str | None, P, OptionsLike]
@@ -336,24 +346,40 @@ class BaseQueue(Generic[T, P]):
         :data:`BATCH_SIZE`. A job refused here takes its error's place in the results."""
         results: list[Job[P] | TasklessError] = []
         chunks: list[tuple[list[int], list[dict[str, Any]]]] = []
+        size = 0  # of the last chunk's body
         for index, item in enumerate(jobs):
             name, payload, options = _batch_item(index, item)
             try:
-                body: dict[str, Any] = {
-                    **self._payload_body(payload),
-                    "endpoint": self.endpoint,
-                    "options": self._options_wire(options),
-                }
+                body: dict[str, Any] = {**self._payload_body(payload), "endpoint": self.endpoint}
+                try:
+                    body["options"] = self._options_wire(options)
+                except ValidationError as exc:
+                    field = f"options.{exc.field}" if exc.field else "options"
+                    raise ValidationError(field, exc.reason) from None
                 if name is not None:
                     body["name"] = validate_name(name)
+                length = len(encode_body(body))
+                if _BATCH_FRAME + length > MAX_BODY_BYTES:
+                    raise ValidationError(
+                        "payload", f"makes the job {length} bytes of JSON; a job is at most "
+                        f"{MAX_BODY_BYTES - _BATCH_FRAME} bytes in a batch (1 MiB per request): "
+                        "store large data elsewhere and send a reference to it",
+                    )
             except ValidationError as exc:
                 results.append(ValidationError(f"jobs[{index}].{exc.field or 'job'}", exc.reason))
                 continue
             results.append(_PENDING)
-            if not chunks or len(chunks[-1][0]) == BATCH_SIZE:
+            # Requests of at most BATCH_SIZE jobs and MAX_BODY_BYTES bytes (commas included).
+            if (
+                not chunks
+                or len(chunks[-1][0]) == BATCH_SIZE
+                or size + 1 + length > MAX_BODY_BYTES
+            ):
                 chunks.append(([], []))
+                size = _BATCH_FRAME - 1
             chunks[-1][0].append(index)
             chunks[-1][1].append(body)
+            size += 1 + length
         calls = [
             (slots, self._batch_call(slots, bodies)) for slots, bodies in chunks
         ]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -62,7 +63,7 @@ def test_bad_jobs_take_their_place_and_sink_nothing(fake: TasklessFake) -> None:
     assert sorted(errors) == [1, 2, 3]
     assert all(isinstance(e, ValidationError) for e in errors.values())
     assert [e.field for e in errors.values()] == [  # type: ignore[attr-defined]
-        "jobs[1].name", "jobs[2].payload.to", "jobs[3].run_every",
+        "jobs[1].name", "jobs[2].payload.to", "jobs[3].options.run_every",
     ]
     assert sorted(j.name for j in (fake.job("ok-1"), fake.job("ok-2")) if j) == ["ok-1", "ok-2"]
     assert fake.job("bad-payload") is None and fake.job("bad-option") is None
@@ -135,3 +136,28 @@ def test_a_refused_request_raises() -> None:
     with pytest.raises(ServerError) as caught:
         queue.enqueue_many([("a", 1)])
     assert (caught.value.status, caught.value.error_code) == (503, "unavailable")
+
+
+def test_requests_stay_under_the_body_limit_and_a_job_too_big_alone_is_refused_alone(
+    fake: TasklessFake,
+) -> None:
+    with fake:
+        queue = fake.queue("emails")
+        jobs: list[Any] = [(f"mid-{i}", {"s": "x" * 1200}) for i in range(1000)]
+        jobs.insert(500, ("huge", {"s": "x" * 1_100_000}))
+        results = queue.enqueue_many(jobs)
+    huge = results[500]
+    assert isinstance(huge, ValidationError) and huge.field == "jobs[500].payload"
+    assert huge.reason.startswith("makes the job 1100")
+    assert "a job is at most 1048565 bytes in a batch (1 MiB per request)" in huge.reason
+    assert sum(isinstance(r, Job) for r in results) == 1000
+    sizes = [len(json.dumps(c.json, separators=(",", ":")).encode()) for c in fake.calls]
+    assert len(sizes) == 2 and max(sizes) <= queue_module.MAX_BODY_BYTES
+    assert len(fake.jobs()) == 1000
+
+
+def test_the_client_limit_is_the_job_servers() -> None:
+    from taskless.core import api
+
+    assert queue_module.MAX_BODY_BYTES == api.MAX_BODY_BYTES
+    assert queue_module.BATCH_SIZE == api.MAX_BATCH
