@@ -176,7 +176,7 @@ def _decrypt(cipher: PayloadCipher | None, encrypted: Mapping[str, Any], queue: 
         raise DecryptionError(f"encrypted.alg is {alg!r}; this version reads {ALGORITHM!r}")
     key = None if cipher is None else cipher._key(str(kid))
     if key is None:
-        current = "" if cipher is None or cipher.kid is None else f" (its id is {cipher.kid})"
+        current = "" if cipher is None or cipher.kid is None else f" (its id is {cipher.kid!r})"
         raise DecryptionError(
             f"the payload was encrypted with key id {kid!r}, which is not "
             f"TASKLESS_ENCRYPTION_KEY{current} nor in TASKLESS_PREVIOUS_ENCRYPTION_KEYS: set "

@@ -127,7 +127,7 @@ def sealed(**changes: str) -> dict[str, str]:
     [
         (sealed(alg="A128GCM"), "encrypted.alg is 'A128GCM'; this version reads 'A256GCM'"),
         (sealed(kid="0123456789abcdef"),
-         f"key id '0123456789abcdef', which is not TASKLESS_ENCRYPTION_KEY (its id is {KID})"),
+         f"key id '0123456789abcdef', which is not TASKLESS_ENCRYPTION_KEY (its id is '{KID}')"),
         (sealed(iv="***"), "encrypted.iv and encrypted.data must be base64"),
         (sealed(data="***"), "encrypted.iv and encrypted.data must be base64"),
         (sealed(iv="AAAA"), "encrypted.iv must be 12 bytes"),
