@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,10 +33,17 @@ class Email(BaseModel):
 class App:
     """A FastAPI app with three queues, served on its own port, wired to the job server."""
 
-    def __init__(self, job_server: JobServer, thread_for: Callable[[Any], ServerThread]) -> None:
+    def __init__(
+        self,
+        job_server: JobServer,
+        thread_for: Callable[[Any], ServerThread],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.fastapi = FastAPI()
         self.thread = thread_for(self.fastapi)
-        self.settings = Settings.from_env({}, url=job_server.url, base_url=self.thread.url)
+        self.settings = Settings.from_env(
+            environ or {}, url=job_server.url, base_url=self.thread.url
+        )
         self.taskless = Taskless(self.fastapi, settings=self.settings)
         self.emails = Recorder()
         self.failures = Recorder()
@@ -55,13 +63,26 @@ class App:
         self.thread.start()
 
 
+@contextlib.asynccontextmanager
+async def running_app(
+    job_server: JobServer,
+    thread_for: Callable[[Any], ServerThread],
+    environ: Mapping[str, str] | None = None,
+) -> AsyncIterator[App]:
+    """:class:`App` with the ``TASKLESS_*`` variables of ``environ``, closed afterwards."""
+    app = App(job_server, thread_for, environ)
+    try:
+        yield app
+    finally:
+        await app.taskless.aclose()
+
+
 @pytest.fixture
 async def app(
     job_server: JobServer, app_server: Callable[[Any], ServerThread]
 ) -> AsyncIterator[App]:
-    app = App(job_server, app_server)
-    yield app
-    await app.taskless.aclose()
+    async with running_app(job_server, app_server) as app:
+        yield app
 
 
 @pytest.mark.anyio
