@@ -76,3 +76,19 @@ def test_a_queue_without_the_key_cannot_read_an_encrypted_job() -> None:
         keyless = fake.queue("emails", settings=Settings())
         with pytest.raises(DecryptionError, match="no TASKLESS_ENCRYPTION_KEY is set here"):
             keyless.get("welcome")
+
+
+def test_update_re_encrypts_a_new_payload_and_keeps_an_old_one_encrypted() -> None:
+    with TasklessFake(settings=SETTINGS) as fake:
+        queue = fake.queue("emails")
+        queue.enqueue("welcome", PAYLOAD)
+        first = fake.calls[-1].response["encrypted"]
+        kept = queue.update("welcome", options={"retries": 1})
+        assert kept.payload == PAYLOAD and kept.options.retries == 1
+        assert fake.calls[-1].response["encrypted"] == first  # untouched
+        changed = queue.update("welcome", {"to": "bob@example.com", "n": 1})
+        assert changed.payload == {"to": "bob@example.com", "n": 1}
+        sent = fake.calls[-1].json
+        assert "payload" not in sent and sent["encrypted"]["iv"] != first["iv"]
+        deleted = queue.delete("welcome")
+        assert deleted is not None and deleted.payload == {"to": "bob@example.com", "n": 1}
