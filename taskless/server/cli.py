@@ -359,16 +359,16 @@ def _run_server(args: argparse.Namespace, settings: Settings, *, banner: str | N
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _check_database(settings)
-    app = create_app(settings, dispatcher=config)
-    if banner:
-        print(banner, flush=True)
 
     def ready(url: str) -> None:
         print(f"Taskless job server ({settings.env}) {READY_PREFIX}{url}", flush=True)
 
     try:
-        with _sigterm_ends_cleanly():
+        with _sigterm_ends_cleanly():  # from the database check on: SIGTERM is a clean stop
+            _check_database(settings)
+            app = create_app(settings, dispatcher=config)
+            if banner:
+                print(banner, flush=True)
             run(app, args.host, args.port, ready=ready, log_level=args.log_level)
     except OSError as exc:
         print(f"taskless {args.command}: cannot listen on {args.host}:{args.port}: {exc}",

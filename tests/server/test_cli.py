@@ -716,3 +716,31 @@ def test_inspection_against_a_server_that_is_not_taskless_says_so(
         f"taskless {command[0]}: {url} answered 404 without a Taskless error body; is "
         "TASKLESS_URL (or --url) the address of a Taskless job server?\n"
     )
+
+
+def test_sigterm_while_the_database_is_checked_is_a_clean_stop(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    pytest.importorskip("psycopg")
+    import socket
+
+    # A port that accepts connections and never answers: the check waits for PostgreSQL.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskless", "dev", "--port", "0",
+             "--database", f"postgresql://taskless@127.0.0.1:{port}/taskless"],
+            cwd=tmp_path, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1.5)  # in the database check (it gives up after 5 s)
+            assert process.poll() is None
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert (process.returncode, err) == (0, ""), err
+    assert cli.READY_PREFIX not in out
