@@ -128,7 +128,7 @@ class HttpTransport(Transport):
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> HttpTransport:
         """A transport to ``url`` (default ``settings.url``) with ``settings.api_key``."""
-        return cls(url or settings.url, api_key=settings.api_key)
+        return cls(url or settings.url, api_key=settings.require_api_key())
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         with _network_errors(self.url):
@@ -164,7 +164,7 @@ class AsyncHttpTransport(AsyncTransport):
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> AsyncHttpTransport:
         """A transport to ``url`` (default ``settings.url``) with ``settings.api_key``."""
-        return cls(url or settings.url, api_key=settings.api_key)
+        return cls(url or settings.url, api_key=settings.require_api_key())
 
     async def handle_async(self, request: ApiRequest) -> ApiResponse:
         with _network_errors(self.url):

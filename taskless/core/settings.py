@@ -2,7 +2,7 @@
 
 Nothing is read at import time: call :meth:`Settings.from_env`. In development every setting
 has a default that matches ``taskless dev``; in production a missing secret is an error that
-names the variable.
+names the variable (the signing secret at once, the API key when a queue calls the job server).
 """
 
 from __future__ import annotations
@@ -68,6 +68,17 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def require_api_key(self) -> str:
+        """The API key, or :class:`ConfigurationError` naming ``TASKLESS_API_KEY`` when
+        production has none. Called when a transport to the job server is built."""
+        if not self.api_key and not self.is_development:
+            raise ConfigurationError(
+                "TASKLESS_API_KEY is not set; production needs it to call the job server "
+                "(enqueue, update, get, delete): set it to the key the job server was started "
+                "with"
+            )
+        return self.api_key
 
     def check_signing_secrets(self) -> None:
         """Raise :class:`ConfigurationError` if a signing secret is empty or not
@@ -165,10 +176,10 @@ class Settings:
     ) -> Settings:
         """Read ``TASKLESS_*`` from ``environ`` (default ``os.environ``); ``overrides`` win.
 
-        Raises :class:`ConfigurationError` naming every missing variable when production
-        lacks ``TASKLESS_API_KEY`` or ``TASKLESS_SIGNING_SECRET``; with
-        ``require_secrets=False`` they are left empty instead (to report them along with other
-        problems, see :meth:`production_problems`).
+        Raises :class:`ConfigurationError` naming ``TASKLESS_SIGNING_SECRET`` when production
+        lacks it; with ``require_secrets=False`` it is left empty instead (to report it along
+        with other problems, see :meth:`production_problems`). A missing ``TASKLESS_API_KEY``
+        is left empty: only calls to the job server need it (:meth:`require_api_key`).
         """
         env_vars = os.environ if environ is None else environ
 
@@ -195,16 +206,13 @@ class Settings:
             "allowed_endpoints": _split(get("ALLOWED_ENDPOINTS")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        missing = [
-            var for key, var in (("api_key", "TASKLESS_API_KEY"),
-                                 ("signing_secret", "TASKLESS_SIGNING_SECRET"))
-            if not values[key]
-        ]
-        if missing and require_secrets:
-            verb = "is" if len(missing) == 1 else "are"
+        # The signing secret is needed by every app (to verify deliveries); the API key only to
+        # call the job server, so a missing one is an error when a queue sends (see
+        # require_api_key), not here: an app that only receives jobs needs no key.
+        if not values["signing_secret"] and require_secrets:
             raise ConfigurationError(
-                f"{' and '.join(missing)} {verb} not set; production needs "
-                f"{'it' if len(missing) == 1 else 'them'} (or set TASKLESS_ENV=development)"
+                "TASKLESS_SIGNING_SECRET is not set; production needs it (or set "
+                "TASKLESS_ENV=development)"
             )
         values["api_key"] = values["api_key"] or ""
         values["signing_secret"] = values["signing_secret"] or ""

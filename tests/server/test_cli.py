@@ -313,14 +313,35 @@ def test_production_settings_name_every_missing_secret() -> None:
     from taskless.core.errors import ConfigurationError
     from taskless.core.settings import Settings
 
-    with pytest.raises(ConfigurationError) as info:
-        Settings.from_env({"TASKLESS_ENV": "production"})
-    assert str(info.value).startswith(
-        "TASKLESS_API_KEY and TASKLESS_SIGNING_SECRET are not set; production needs them"
+    for environ in ({"TASKLESS_ENV": "production"},
+                    {"TASKLESS_ENV": "production", "TASKLESS_API_KEY": PROD_KEY}):
+        with pytest.raises(ConfigurationError) as info:
+            Settings.from_env(environ)
+        assert str(info.value) == (
+            "TASKLESS_SIGNING_SECRET is not set; production needs it (or set "
+            "TASKLESS_ENV=development)"
+        )
+
+
+def test_a_production_app_that_only_receives_needs_no_api_key() -> None:
+    from taskless.core.errors import ConfigurationError
+    from taskless.core.queue import Queue
+    from taskless.core.settings import Settings
+
+    settings = Settings.from_env(
+        {"TASKLESS_ENV": "production", "TASKLESS_SIGNING_SECRET": PROD_SECRET}
     )
+    assert settings.api_key == ""
+    from taskless.integrations.aws_lambda import Taskless
+
+    receiver_only = Taskless(settings=settings)  # builds its receiver: no key needed
+    assert receiver_only.receiver is not None
     with pytest.raises(ConfigurationError) as info:
-        Settings.from_env({"TASKLESS_ENV": "production", "TASKLESS_API_KEY": PROD_KEY})
-    assert str(info.value).startswith("TASKLESS_SIGNING_SECRET is not set; production needs it")
+        Queue("emails", settings=settings)
+    assert str(info.value) == (
+        "TASKLESS_API_KEY is not set; production needs it to call the job server (enqueue, "
+        "update, get, delete): set it to the key the job server was started with"
+    )
 
 
 def test_development_defaults_are_unchanged() -> None:
