@@ -616,6 +616,10 @@ def _run_awaitable(awaitable: Awaitable[Any]) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:  # (outside the except: a handler's error must not chain onto this one)
         return asyncio.run(wait())
     # This thread already runs a loop that we must not block on re-entrantly: use another.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskless-handler") as pool:

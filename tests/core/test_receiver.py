@@ -710,3 +710,20 @@ def test_declares_too_large_reads_content_length(value: str | None, declared: bo
 def test_max_body_bytes_must_be_a_positive_int(value: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="max_body_bytes"):
         receiver(max_body_bytes=value)
+
+
+def test_an_async_handler_failing_under_sync_handle_logs_only_its_own_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handle(payload: Any) -> None:
+        raise ValueError("the handler's own error")
+
+    r = receiver()
+    r.register("orders", handle)
+    with caplog.at_level(logging.ERROR, logger="taskless.receiver"):
+        response = r.handle(delivery())
+    assert response.status == 500
+    text = caplog.text
+    assert "ValueError: the handler's own error" in text
+    assert "no running event loop" not in text
+    assert "During handling of the above exception" not in text
