@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -587,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--source", choices=SOURCES, default="apigw-http",
                         help="the AWS front to play (default: apigw-http)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--port", type=_port, default=9000, help="0 to 65535 (0: a free port)")
     parser.add_argument(
         "--stage", default=None,
         help="the API Gateway stage (apigw-rest, apigw-http): its name starts every URL, "
@@ -625,11 +626,26 @@ def _front(args: argparse.Namespace) -> LambdaFront:
         return LambdaFront(handler, args.source, host=args.host, port=args.port, stage=args.stage)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
+    except socket.gaierror as exc:
+        raise _UsageError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} (is --host a "
+            "name or address of this machine, such as 127.0.0.1?)"
+        ) from None
     except OSError as exc:
         raise _UsageError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
             " (another process uses the port? pick another with --port)"
         ) from None
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0 to 65535")
+    return port
 
 
 if __name__ == "__main__":

@@ -460,3 +460,26 @@ def test_the_command_line_front_stops_on_a_signal(signum: int, ignored: bool) ->
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_main(["json:loads", "--port", port], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "python -m taskless.testing.lambda_local: error: argument --port: "
+        f"{port!r} is not a port: give 0 to 65535"
+    )
+
+
+def test_an_unknown_host_is_a_one_line_error_about_the_host(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run_main(["json:loads", "--host", "nosuchhost.invalid", "--port", "0"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(
+        "python -m taskless.testing.lambda_local: cannot listen on nosuchhost.invalid:0: "
+    )
+    assert err.endswith("(is --host a name or address of this machine, such as 127.0.0.1?)\n")
