@@ -143,7 +143,10 @@ def _body(event: LambdaEvent, max_bytes: int | None = None) -> bytes:
         return b""
     if not isinstance(body, str):
         raise _MalformedEvent("the event's 'body' is not a string")
-    if event.get("isBase64Encoded") is True:
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool):
+        raise _MalformedEvent("the event's 'isBase64Encoded' is not true or false")
+    if encoded:
         # Every 4 characters of base64 are 3 bytes, less at most 2 of padding.
         if max_bytes is not None and len(body) // 4 * 3 - 2 > max_bytes:
             raise _TooLarge
@@ -173,13 +176,23 @@ def _headers(single: Any, multi: Any = None) -> dict[str, str]:
     """
     headers: dict[str, str] = {}
     for name, value in _mapping(single).items():
-        if isinstance(name, str) and isinstance(value, str):
-            key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        if value is None:
+            continue
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise _MalformedEvent(f"the event's header {name!r} does not have a string value")
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
     combined: dict[str, list[str]] = {}
     for name, values in _mapping(multi).items():
-        if isinstance(name, str) and isinstance(values, list):
-            combined.setdefault(name.lower(), []).extend(v for v in values if isinstance(v, str))
+        if values is None:
+            continue
+        if not isinstance(name, str) or not isinstance(values, list) or not all(
+            isinstance(v, str) for v in values
+        ):
+            raise _MalformedEvent(
+                f"the event's multiValueHeaders {name!r} is not a list of strings"
+            )
+        combined.setdefault(name.lower(), []).extend(values)
     headers.update({name: ", ".join(values) for name, values in combined.items() if values})
     return headers
 

@@ -248,6 +248,31 @@ def test_malformed_events_of_a_known_source_are_400_in_its_shape(
     assert received == []
 
 
+@pytest.mark.parametrize(
+    ("sample", "change", "message"),
+    [
+        ("apigw_rest", {"isBase64Encoded": "true"},
+         "the event's 'isBase64Encoded' is not true or false"),
+        ("apigw_http", {"headers": {"webhook-timestamp": 123}},
+         "the event's header 'webhook-timestamp' does not have a string value"),
+        ("alb_multi_value", {"multiValueHeaders": {"webhook-id": "not-a-list"}},
+         "the event's multiValueHeaders 'webhook-id' is not a list of strings"),
+        ("apigw_rest", {"multiValueHeaders": {"webhook-id": ["a", 1]}},
+         "the event's multiValueHeaders 'webhook-id' is not a list of strings"),
+    ],
+    ids=["base64-flag-a-string", "header-a-number", "multi-not-a-list", "multi-a-number"],
+)
+def test_wrongly_typed_event_fields_are_400_naming_them(
+    taskless: Taskless, received: list[tuple[Any, JobMeta]], sample: str,
+    change: dict[str, Any], message: str,
+) -> None:
+    response = taskless.handler({**load_event(sample), **change}, None)
+    assert response["statusCode"] == 400
+    assert answer(response)["error"]["code"] == "bad_request"
+    assert message in answer(response)["error"]["message"]
+    assert received == []
+
+
 def test_a_missing_body_is_refused_cleanly(taskless: Taskless, received: list[Any]) -> None:
     _, headers = delivery()
     event = load_event("apigw_http")
