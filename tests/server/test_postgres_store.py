@@ -123,14 +123,21 @@ async def test_an_unreachable_database_fails_fast_with_a_clear_error() -> None:
                           timeout=1, connect_timeout=1)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="cannot connect to PostgreSQL at "
-                       r"postgresql://taskless@127\.0\.0\.1"):
+                       r"postgresql://taskless@127\.0\.0\.1") as caught:
         await store.open()
     assert time.monotonic() - started < 10
+    assert "\n" not in str(caught.value)  # libpq's hint lines joined into one
 
 
-def test_an_unparsable_url_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="TASKLESS_DATABASE"):
-        PostgresStore("postgresql://host:notaport:/x?==")
+@pytest.mark.parametrize("url", ["postgresql://host:notaport:/x?==", "postgresql://h/db?bogus=1"])
+def test_an_unparsable_url_is_a_one_line_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        PostgresStore(url)
+    message = str(caught.value)
+    assert message.startswith(
+        "the database URL (--database or TASKLESS_DATABASE) is not a valid PostgreSQL URL: "
+    )
+    assert "\n" not in message
 
 
 # -- several processes on one database ------------------------------------------------------

@@ -288,7 +288,10 @@ class PostgresStore(Store):
         try:
             conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(f"TASKLESS_DATABASE is not a valid PostgreSQL URL: {exc}") from None
+            raise ConfigurationError(
+                "the database URL (--database or TASKLESS_DATABASE) is not a valid PostgreSQL "
+                f"URL: {_one_line(exc)}"
+            ) from None
         self.url = url
         self.where = describe_url(url)
         self.min_connections = min_connections
@@ -324,7 +327,7 @@ class PostgresStore(Store):
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(
                 f"cannot connect to PostgreSQL at {self.where} (is it running, and are the "
-                f"URL's host, port, user and password right?): {str(exc).strip()}"
+                f"URL's host, port, user and password right?): {_one_line(exc)}"
             ) from None
         self._listen_conn = listen_conn
         # While the database is away the pool warns of each reconnection attempt, several a
@@ -500,7 +503,7 @@ class PostgresStore(Store):
                     # COMMIT was sent: nothing happened, so try once on a fresh connection.
                     reconnected = True
                     continue
-                message = str(exc).strip() or type(exc).__name__
+                message = _one_line(exc)
                 raise StoreUnavailable(
                     f"PostgreSQL at {self.where} is unavailable: {message}"
                 ) from exc
@@ -570,7 +573,7 @@ class PostgresStore(Store):
             except psycopg.OperationalError as exc:
                 logger.warning(
                     "lost the connection to PostgreSQL at %s (%s); reconnecting",
-                    self.where, str(exc).strip() or type(exc).__name__,
+                    self.where, _one_line(exc),
                 )
                 self._down = True
                 self._check_pool_soon()
@@ -845,3 +848,10 @@ def _earliest_due(
         and r[1].due_at is not None
     ]
     return min(due) if due else None
+
+
+def _one_line(exc: BaseException) -> str:
+    """libpq's message on one line (it puts hints on lines of their own)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or (
+        type(exc).__name__
+    )
