@@ -559,7 +559,7 @@ class PostgresStore(Store):
                     self._listen_conn = await self._listen_connection()
                 except psycopg.OperationalError:
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    delay = min(delay * 2, 1.0)  # back within a second of its return
                     continue
                 logger.warning("PostgreSQL at %s is back", self.where)
                 self._down = False
