@@ -9,7 +9,8 @@ object or a ``"module:attribute"`` string, and ``assert_all_served``)::
     @pytest.mark.taskless(app="myapp.main:app", start="2024-01-01T00:00:00Z")
     def test_signup(taskless_fake): ...
 
-or define a ``taskless_app`` fixture returning your app. At teardown the test fails if a
+Markers of the module, the class and the test merge, the closest winning per option. Or
+define a ``taskless_app`` fixture returning your app. At teardown the test fails if a
 delivery found nothing to serve it (no app or handler for its endpoint, or a 404 from the app's
 receiver): turn that off with
 ``@pytest.mark.taskless(assert_all_served=False)``.
@@ -81,10 +82,25 @@ def _marker_arguments() -> list[str]:
     return ["app", *fake_options, "assert_all_served"]
 
 
-def _marker_options(marker: pytest.Mark | None) -> dict[str, Any]:
-    """The marker's keyword arguments, checked: a mistake is a usage error, never ignored."""
-    if marker is None:
-        return {}
+def _merged_options(node: pytest.Item) -> dict[str, Any]:
+    """The options of every ``taskless`` marker that applies to the test, merged: each option
+    from the closest marker that gives it (function over class over module; of two markers
+    on one level, the one pytest lists first: on a test, the decorator nearest the function)."""
+    options: dict[str, Any] = {}
+    for marker in node.iter_markers("taskless"):  # closest first
+        for name, value in _marker_options(marker).items():
+            options.setdefault(name, value)
+    mode = options.get("mode", "app")
+    if mode not in _MODES:
+        raise pytest.UsageError(
+            f"@pytest.mark.taskless: mode={mode!r} is not a mode; valid modes: "
+            + ", ".join(map(repr, _MODES))
+        )
+    return options
+
+
+def _marker_options(marker: pytest.Mark) -> dict[str, Any]:
+    """One marker's keyword arguments, checked: a mistake is a usage error, never ignored."""
     valid = _marker_arguments()
     listed = ", ".join(valid)
     if marker.args:
@@ -103,12 +119,6 @@ def _marker_options(marker: pytest.Mark | None) -> dict[str, Any]:
         raise pytest.UsageError(
             f"@pytest.mark.taskless: unknown argument(s) {', '.join(map(repr, unknown))}; "
             f"valid arguments: {listed}"
-        )
-    mode = marker.kwargs.get("mode", "app")
-    if mode not in _MODES:
-        raise pytest.UsageError(
-            f"@pytest.mark.taskless: mode={mode!r} is not a mode; valid modes: "
-            + ", ".join(map(repr, _MODES))
         )
     return dict(marker.kwargs)
 
@@ -130,8 +140,7 @@ def taskless_fake(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TasklessFake]:
     """A fresh in-memory Taskless job server with a virtual clock, serving ``memory://``."""
-    marker = request.node.get_closest_marker("taskless")
-    options = _marker_options(marker)
+    options = _merged_options(request.node)
     check_served = bool(options.pop("assert_all_served", True))
     app = _load(options.pop("app", None))
     if app is None:

@@ -166,6 +166,70 @@ def test_a_404_from_the_app_fails_at_teardown(project: pytest.Pytester) -> None:
     ])
 
 
+def test_markers_merge_the_closest_winning_per_option(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        pytestmark = pytest.mark.taskless(
+            app="myapp:app", start="2024-01-01T00:00:00Z", max_deliveries=5
+        )
+
+        def served(fake):
+            fake.queue("emails").enqueue("w", 1)
+            return [d.status for d in fake.run_due()]
+
+        def test_module_alone(taskless_fake):
+            assert (taskless_fake.now.isoformat(), taskless_fake.max_deliveries) == (
+                "2024-01-01T00:00:00+00:00", 5)
+            assert served(taskless_fake) == [200]
+
+        @pytest.mark.taskless(assert_all_served=False)
+        def test_function_adds_to_module(taskless_fake):
+            assert taskless_fake.now.isoformat() == "2024-01-01T00:00:00+00:00"
+            assert served(taskless_fake) == [200]
+            taskless_fake.queue("nobody").enqueue("x", 1, {"retries": 0})
+            assert [d.status for d in taskless_fake.run_due()] == [404]  # not checked
+
+        @pytest.mark.taskless(start="2024-03-01T00:00:00Z", max_deliveries=6)
+        class TestLevels:
+            def test_class_over_module(self, taskless_fake):
+                assert (taskless_fake.now.isoformat(), taskless_fake.max_deliveries) == (
+                    "2024-03-01T00:00:00+00:00", 6)
+                assert served(taskless_fake) == [200]
+
+            @pytest.mark.taskless(max_deliveries=7)
+            def test_function_over_class(self, taskless_fake):
+                assert (taskless_fake.now.isoformat(), taskless_fake.max_deliveries) == (
+                    "2024-03-01T00:00:00+00:00", 7)
+                assert served(taskless_fake) == [200]
+
+        @pytest.mark.taskless(start="2024-05-01T00:00:00Z", mode="direct")
+        @pytest.mark.taskless(start="2024-06-01T00:00:00Z", max_deliveries=9)
+        def test_stacked_the_nearest_wins(taskless_fake):
+            assert (taskless_fake.now.isoformat(), taskless_fake.max_deliveries) == (
+                "2024-06-01T00:00:00+00:00", 9)
+            assert taskless_fake.mode == "direct"
+    ''')
+    project.runpytest().assert_outcomes(passed=5)
+
+
+def test_a_bad_mode_is_refused_wherever_it_is_given(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        pytestmark = pytest.mark.taskless(mode="weird")
+
+        @pytest.mark.taskless(start="2024-01-01T00:00:00Z")
+        def test_it(taskless_fake):
+            pass
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.taskless: mode='weird' is not a mode; valid modes: 'app', 'direct'",
+    ])
+
+
 def test_bad_marker_options_are_usage_errors(project: pytest.Pytester) -> None:
     project.makepyfile(test_it='''
         import pytest
