@@ -386,25 +386,30 @@ class TasklessFake:
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         lease: timedelta = timedelta(seconds=120),
     ) -> None:
-        memory.fake_key(url)
-        if mode not in ("app", "direct"):
-            raise ValueError(f"mode must be 'app' or 'direct', not {mode!r}")
+        # Every argument is checked, and everything that may fail is built, before the first
+        # attribute is set: a mistake fails here, naming the argument, not at the first
+        # delivery or retry that uses it.
+        _check_arguments(
+            url=url, mode=mode, settings=settings, backoff=backoff, rng=rng,
+            signing_clock=signing_clock, max_deliveries=max_deliveries, lease=lease,
+        )
+        settings = settings if settings is not None else Settings.from_env()
+        clock = VirtualClock(start)
+        policy = _endpoint_policy(allowed_endpoints)
+        keys = (decode_secret(settings.signing_secret),)
+        cipher = PayloadCipher.from_settings(settings)
         self.url = url
         self.mode: Mode = mode
-        self.settings = settings if settings is not None else Settings.from_env()
-        self.clock = VirtualClock(start)
-        self.backoff = backoff or Backoff()
+        self.settings = settings
+        self.clock = clock
+        self.backoff = backoff if backoff is not None else Backoff()
         self.rng: RandomSource = rng if rng is not None else random.Random(0)
-        self.policy: api.EndpointPolicy = (
-            _AnyHttpEndpoint()
-            if allowed_endpoints is None
-            else api.EndpointPolicy(tuple(allowed_endpoints))
-        )
+        self.policy: api.EndpointPolicy = policy
         self.signing_clock = signing_clock
         self.max_deliveries = max_deliveries
         self.lease = lease
-        self._keys = (decode_secret(self.settings.signing_secret),)
-        self._cipher = PayloadCipher.from_settings(self.settings)
+        self._keys = keys
+        self._cipher = cipher
         self._lock = threading.RLock()
         self._jobs: dict[Key, JobRecord] = {}
         self._queue_names: set[str] = set()  # valid queue names seen in request paths
@@ -421,10 +426,17 @@ class TasklessFake:
         self._driving = False
         self._observed = False
         self._installed: list[tuple[str, TasklessFake | None]] = []
+        self._built = True
         if app is not None:
             self.mount(app, mode=mode)
 
+    #: ``False`` until ``__init__`` has set every attribute: what a traceback or a debugger
+    #: shows of a fake whose ``__init__`` raised must still have a ``repr``.
+    _built = False
+
     def __repr__(self) -> str:
+        if not self._built:
+            return "TasklessFake(<not built: its __init__ failed>)"
         return (
             f"TasklessFake({self.url!r}, now={_ts(self.now)}, jobs={len(self._jobs)}, "
             f"deliveries={len(self._deliveries)})"
@@ -1102,6 +1114,88 @@ class TasklessFake:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _check_arguments(
+    *,
+    url: Any,
+    mode: Any,
+    settings: Any,
+    backoff: Any,
+    rng: Any,
+    signing_clock: Any,
+    max_deliveries: Any,
+    lease: Any,
+) -> None:
+    """The arguments of :class:`TasklessFake` that it keeps as given: :class:`TypeError` or
+    :class:`ValueError` naming the argument and what it takes."""
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a memory:// URL such as 'memory://', not {url!r}")
+    try:
+        memory.fake_key(url)
+    except ValueError as exc:
+        raise ValueError(f"url: {exc}") from None
+    if mode not in ("app", "direct"):
+        raise ValueError(f"mode must be 'app' or 'direct', not {mode!r}")
+    if settings is not None and not isinstance(settings, Settings):
+        raise TypeError(
+            "settings must be a taskless.core.settings.Settings, such as "
+            "Settings.from_env().replace(signing_secret=...), "
+            f"not {type(settings).__name__} {settings!r}"
+        )
+    if backoff is not None and not isinstance(backoff, Backoff):
+        raise TypeError(
+            "backoff must be a taskless.core.engine.Backoff, such as Backoff(base=1.0, "
+            f"cap=3600.0), not {type(backoff).__name__} {backoff!r}"
+        )
+    if rng is not None and not callable(getattr(rng, "random", None)):
+        raise TypeError(
+            "rng must have a random() method returning a float in [0, 1), such as "
+            f"random.Random(0), not {type(rng).__name__} {rng!r}"
+        )
+    if not callable(signing_clock):
+        raise TypeError(
+            "signing_clock must be a function returning unix seconds, such as time.time, "
+            f"not {type(signing_clock).__name__} {signing_clock!r}"
+        )
+    if not isinstance(max_deliveries, int) or isinstance(max_deliveries, bool):
+        raise TypeError(
+            "max_deliveries must be an int, such as 1000, "
+            f"not {type(max_deliveries).__name__} {max_deliveries!r}"
+        )
+    if max_deliveries < 1:
+        raise ValueError(f"max_deliveries must be at least 1, not {max_deliveries!r}")
+    if not isinstance(lease, timedelta):
+        raise TypeError(
+            "lease must be a timedelta, such as timedelta(seconds=120), "
+            f"not {type(lease).__name__} {lease!r}"
+        )
+    if lease <= timedelta(0):
+        raise ValueError(f"lease must be longer than zero, not {lease!r}")
+
+
+def _endpoint_policy(allowed_endpoints: Any) -> api.EndpointPolicy:
+    """The policy of ``allowed_endpoints``: any http(s) URL (``None``), or under one of the
+    prefixes of a list or tuple of them."""
+    if allowed_endpoints is None:
+        return _AnyHttpEndpoint()
+    if not isinstance(allowed_endpoints, list | tuple):
+        raise TypeError(
+            "allowed_endpoints must be a list of http(s) URL prefixes, such as "
+            f"['https://app.example.com/'], not {type(allowed_endpoints).__name__} "
+            f"{allowed_endpoints!r}"
+        )
+    for index, prefix in enumerate(allowed_endpoints):
+        if not isinstance(prefix, str):
+            raise TypeError(
+                f"allowed_endpoints[{index}] must be an http(s) URL prefix such as "
+                f"'https://app.example.com/', not {type(prefix).__name__} {prefix!r}"
+            )
+        try:
+            api.EndpointPolicy((prefix,))
+        except ValidationError as exc:
+            raise ValueError(f"allowed_endpoints: {exc.reason}") from None
+    return api.EndpointPolicy(tuple(allowed_endpoints))
 
 
 def _request_body(value: Any) -> Any:

@@ -141,7 +141,12 @@ def taskless_fake(
 ) -> Iterator[TasklessFake]:
     """A fresh in-memory Taskless job server with a virtual clock, serving ``memory://``."""
     options = _merged_options(request.node)
-    check_served = bool(options.pop("assert_all_served", True))
+    check_served = options.pop("assert_all_served", True)
+    if not isinstance(check_served, bool):
+        raise pytest.UsageError(
+            "@pytest.mark.taskless: assert_all_served must be True or False, "
+            f"not {check_served!r}"
+        )
     app = _load(options.pop("app", None))
     if app is None:
         try:
@@ -150,7 +155,7 @@ def taskless_fake(
             app = None
     try:
         fake = TasklessFake(app, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise pytest.UsageError(f"@pytest.mark.taskless: {exc}") from None
     monkeypatch.setenv("TASKLESS_URL", fake.url)
     with fake:

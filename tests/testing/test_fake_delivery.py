@@ -339,6 +339,96 @@ def test_an_unknown_mode_is_refused() -> None:
         TasklessFake(mode="weird")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (
+            {"allowed_endpoints": "http://127.0.0.1:8000/"},
+            TypeError,
+            (
+                "allowed_endpoints must be a list of http(s) URL prefixes, such as "
+                "['https://app.example.com/'], not str 'http://127.0.0.1:8000/'"
+            ),
+        ),
+        (
+            {"allowed_endpoints": ["http://ok.example.com/", 5]},
+            TypeError,
+            (
+                "allowed_endpoints[1] must be an http(s) URL prefix such as "
+                "'https://app.example.com/', not int 5"
+            ),
+        ),
+        (
+            {"allowed_endpoints": ["nope"]},
+            ValueError,
+            (
+                "allowed_endpoints: 'nope' is not an http(s) URL prefix such as "
+                "'https://app.example.com/'"
+            ),
+        ),
+        (
+            {"backoff": 5},
+            TypeError,
+            (
+                "backoff must be a taskless.core.engine.Backoff, such as Backoff(base=1.0, "
+                "cap=3600.0), not int 5"
+            ),
+        ),
+        (
+            {"rng": 5},
+            TypeError,
+            (
+                "rng must have a random() method returning a float in [0, 1), such as "
+                "random.Random(0), not int 5"
+            ),
+        ),
+        (
+            {"settings": {"signing_secret": "x"}},
+            TypeError,
+            (
+                "settings must be a taskless.core.settings.Settings, such as "
+                "Settings.from_env().replace(signing_secret=...), not dict {'signing_secret': 'x'}"
+            ),
+        ),
+        (
+            {"signing_clock": 5},
+            TypeError,
+            (
+                "signing_clock must be a function returning unix seconds, such as time.time, "
+                "not int 5"
+            ),
+        ),
+        (
+            {"max_deliveries": "10"},
+            TypeError,
+            "max_deliveries must be an int, such as 1000, not str '10'",
+        ),
+        ({"max_deliveries": 0}, ValueError, "max_deliveries must be at least 1, not 0"),
+        (
+            {"lease": 120},
+            TypeError,
+            "lease must be a timedelta, such as timedelta(seconds=120), not int 120",
+        ),
+        (
+            {"lease": timedelta(0)},
+            ValueError,
+            "lease must be longer than zero, not datetime.timedelta(0)",
+        ),
+        ({"url": 5}, TypeError, "url must be a memory:// URL such as 'memory://', not 5"),
+        ({"url": "http://x"}, ValueError, "url: 'http://x' is not a memory:// URL"),
+    ],
+)
+def test_wrong_arguments_are_refused_naming_them(
+    arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    fake = TasklessFake.__new__(TasklessFake)
+    with pytest.raises(error) as caught:
+        fake.__init__(start=START, **arguments)  # type: ignore[misc]
+    assert type(caught.value) is error
+    assert str(caught.value) == message
+    assert repr(fake) == "TasklessFake(<not built: its __init__ failed>)"
+
+
 def test_assert_not_enqueued_names_what_was_found(fake: TasklessFake) -> None:
     fake.queue("emails").enqueue("a", 1)
     fake.assert_not_enqueued(queue="other")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -241,6 +242,45 @@ def test_bad_marker_options_are_usage_errors(project: pytest.Pytester) -> None:
     result = project.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*@pytest.mark.taskless:*no_such_option*"])
+
+
+def test_marker_arguments_of_the_wrong_type_are_usage_errors(project: pytest.Pytester) -> None:
+    project.makepyfile(test_it='''
+        import pytest
+
+        @pytest.mark.taskless(allowed_endpoints="http://127.0.0.1:8000/")
+        def test_endpoints(taskless_fake):
+            pass
+
+        @pytest.mark.taskless(backoff=5)
+        def test_backoff(taskless_fake):
+            pass
+
+        @pytest.mark.taskless(max_deliveries=0)
+        def test_max_deliveries(taskless_fake):
+            pass
+
+        @pytest.mark.taskless(assert_all_served="no")
+        def test_served(taskless_fake):
+            pass
+    ''')
+    result = project.runpytest()
+    result.assert_outcomes(errors=4)
+    result.stdout.re_match_lines([
+        r"E +pytest\.UsageError: " + re.escape(f"@pytest.mark.taskless: {message}") + "$"
+        for message in (
+            (
+                "allowed_endpoints must be a list of http(s) URL prefixes, such as "
+                "['https://app.example.com/'], not str 'http://127.0.0.1:8000/'"
+            ),
+            (
+                "backoff must be a taskless.core.engine.Backoff, such as Backoff(base=1.0, "
+                "cap=3600.0), not int 5"
+            ),
+            "max_deliveries must be at least 1, not 0",
+            "assert_all_served must be True or False, not 'no'",
+        )
+    ])
 
 
 def test_positional_marker_arguments_are_usage_errors(project: pytest.Pytester) -> None:
