@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, overload
 from unittest.mock import ANY
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -994,6 +994,28 @@ class TasklessFake:
 
     # -- assertions ---------------------------------------------------------------------------
 
+    @overload
+    def assert_enqueued(  # type: ignore[overload-overlap]
+        self,
+        name: Any = ...,
+        *,
+        queue: str | None = ...,
+        payload: Any = ...,
+        options: dict[str, Any] | JobOptions | None = ...,
+        times: Literal[0],
+    ) -> None: ...
+
+    @overload
+    def assert_enqueued(
+        self,
+        name: Any = ...,
+        *,
+        queue: str | None = ...,
+        payload: Any = ...,
+        options: dict[str, Any] | JobOptions | None = ...,
+        times: int | None = ...,
+    ) -> Enqueued: ...
+
     def assert_enqueued(
         self,
         name: Any = ANY,
@@ -1002,16 +1024,18 @@ class TasklessFake:
         payload: Any = ANY,
         options: dict[str, Any] | JobOptions | None = None,
         times: int | None = None,
-    ) -> Enqueued:
-        """Check that a job was enqueued (created or replaced); returns the latest match.
+    ) -> Enqueued | None:
+        """Check that a job was enqueued (created or replaced); returns the latest match
+        (``None`` with ``times=0``).
 
         :param name: the job's name (``ANY``: any).
         :param payload: the payload it was enqueued with (JSON form; ``ANY``: any).
         :param options: options it must have (only those given are compared; ``run_at`` as
             an instant; ``headers`` must contain the given ones), e.g.
             ``{"run_every": "P1W"}``.
-        :param times: how many matching enqueues exactly.
+        :param times: how many matching enqueues exactly (``0``: never).
         """
+        _check_times(times)
         expected = parse_options(options) if options is not None else None
         matches = [
             e for e in self.enqueued(queue=queue)
@@ -1019,12 +1043,16 @@ class TasklessFake:
             and (payload is ANY or e.payload == _jsonable(payload))
             and (expected is None or _options_match(e.options, expected))
         ]
-        if matches and (times is None or len(matches) == times):
-            return matches[-1]
+        if len(matches) == times or (times is None and matches):
+            return matches[-1] if matches else None
         what = _describe(name, queue, payload=payload, options=options)
-        count = f"{times} time(s)" if times is not None else "at least once"
+        expectation = (
+            "not to have been enqueued" if times == 0
+            else f"to have been enqueued {times} time(s)" if times is not None
+            else "to have been enqueued at least once"
+        )
         raise AssertionError(
-            f"expected {what} to have been enqueued {count}, found {len(matches)}.\n"
+            f"expected {what} {expectation}, found {len(matches)}.\n"
             + self._enqueued_report(queue)
         )
 
@@ -1053,12 +1081,13 @@ class TasklessFake:
     ) -> list[Delivery]:
         """Check delivery attempts of a job; returns the matching ones.
 
-        :param times: how many attempts exactly (default: at least one).
+        :param times: how many attempts exactly (default: at least one; ``0``: none).
         :param attempts: the attempt numbers, in order (``[1, 2, 3]``: two failures, then
             the third attempt).
         :param status: the status of the latest matching attempt (``200``: it succeeded).
         :param payload: the payload delivered (``ANY``: any).
         """
+        _check_times(times)
         matches = [
             d for d in self.deliveries(queue=queue)
             if (name is ANY or d.name == name)
@@ -1413,6 +1442,15 @@ def _options_match(stored: JobOptions, expected: JobOptions) -> bool:
         elif want != have:
             return False
     return True
+
+
+def _check_times(times: Any) -> None:
+    if times is None:
+        return
+    if not isinstance(times, int) or isinstance(times, bool):
+        raise TypeError(f"times must be an int such as 1 (0: never), not {times!r}")
+    if times < 0:
+        raise ValueError(f"times must be 0 or more, not {times!r}")
 
 
 def _describe(name: Any, queue: str | None, **given: Any) -> str:

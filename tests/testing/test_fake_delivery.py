@@ -429,6 +429,52 @@ def test_wrong_arguments_are_refused_naming_them(
     assert repr(fake) == "TasklessFake(<not built: its __init__ failed>)"
 
 
+def test_times_0_means_never_for_every_assertion(fake: TasklessFake) -> None:
+    assert fake.assert_enqueued("zzz", times=0) is None
+    assert fake.assert_delivered("zzz", times=0) == []
+    fake.assert_not_enqueued("zzz")
+    fake.assert_not_delivered("zzz")
+    fake.handle("emails", Recorder())
+    fake.queue("emails").enqueue("a", 1)
+    assert fake.assert_enqueued("a", payload=2, times=0) is None
+    with pytest.raises(AssertionError) as enqueued:
+        fake.assert_enqueued("a", times=0)
+    assert str(enqueued.value).splitlines()[0] == (
+        "expected job 'a' not to have been enqueued, found 1."
+    )
+    with pytest.raises(AssertionError) as not_enqueued:
+        fake.assert_not_enqueued("a")
+    assert str(not_enqueued.value).splitlines()[0] == (
+        "expected job 'a' not to have been enqueued, found 1."
+    )
+    fake.run_due()
+    with pytest.raises(AssertionError) as delivered:
+        fake.assert_delivered("a", times=0)
+    assert str(delivered.value).splitlines()[0] == (
+        "deliveries of job 'a': expected 0 attempt(s), found 1."
+    )
+    with pytest.raises(AssertionError) as not_delivered:
+        fake.assert_not_delivered("a")
+    assert str(not_delivered.value) == str(delivered.value)
+
+
+@pytest.mark.parametrize(
+    ("times", "error", "message"),
+    [
+        (-1, ValueError, "times must be 0 or more, not -1"),
+        ("1", TypeError, "times must be an int such as 1 (0: never), not '1'"),
+        (True, TypeError, "times must be an int such as 1 (0: never), not True"),
+    ],
+)
+def test_times_that_is_no_count_is_refused(
+    fake: TasklessFake, times: Any, error: type[Exception], message: str
+) -> None:
+    for check in (fake.assert_enqueued, fake.assert_delivered):
+        with pytest.raises(error) as caught:
+            check("a", times=times)
+        assert str(caught.value) == message
+
+
 def test_assert_not_enqueued_names_what_was_found(fake: TasklessFake) -> None:
     fake.queue("emails").enqueue("a", 1)
     fake.assert_not_enqueued(queue="other")
