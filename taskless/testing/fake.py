@@ -1088,6 +1088,8 @@ class TasklessFake:
         :param payload: the payload delivered (``ANY``: any).
         """
         _check_times(times)
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+            raise TypeError(f"status must be an int such as 200, not {status!r}")
         matches = [
             d for d in self.deliveries(queue=queue)
             if (name is ANY or d.name == name)
@@ -1101,8 +1103,11 @@ class TasklessFake:
         if attempts is not None and [d.attempt for d in matches] != attempts:
             problems.append(f"expected attempts {attempts}, found {[d.attempt for d in matches]}")
         if status is not None and matches and matches[-1].status != status:
-            problems.append(f"expected the latest to answer {status}, it answered "
-                            f"{matches[-1].status} ({matches[-1].error})")
+            latest = matches[-1]
+            answer = (
+                "got no answer" if latest.status is None else f"answered {latest.status}"
+            ) + (f" ({latest.error})" if latest.error else "")
+            problems.append(f"expected the latest to answer {status}, it {answer}")
         if problems:
             raise AssertionError(
                 f"deliveries of {_describe(name, queue, payload=payload)}: "

@@ -475,6 +475,42 @@ def test_times_that_is_no_count_is_refused(
         assert str(caught.value) == message
 
 
+def test_assert_delivered_status_is_an_int_and_says_what_the_latest_answered(
+    fake: TasklessFake,
+) -> None:
+    fake.handle("emails", Recorder(fail=1))
+    fake.queue("emails").enqueue("a", 1, {"retries": 1})
+    fake.run_due()
+    with pytest.raises(AssertionError) as failed:
+        fake.assert_delivered("a", status=200)
+    assert str(failed.value).splitlines()[0] == (
+        "deliveries of job 'a': expected the latest to answer 200, it answered 500 (HTTP 500: "
+        '{"error":{"code":"handler_error","message":"the handler raised RuntimeError"}}).'
+    )
+    fake.advance(1)
+    fake.assert_delivered("a", status=200, attempts=[1, 2])
+    with pytest.raises(AssertionError) as succeeded:
+        fake.assert_delivered("a", status=201)
+    assert str(succeeded.value).splitlines()[0] == (
+        "deliveries of job 'a': expected the latest to answer 201, it answered 200."
+    )
+    for wrong in ("200", 200.0, True):
+        with pytest.raises(TypeError) as caught:
+            fake.assert_delivered("a", status=wrong)  # type: ignore[arg-type]
+        assert str(caught.value) == f"status must be an int such as 200, not {wrong!r}"
+
+
+def test_assert_delivered_says_when_the_latest_got_no_answer(fake: TasklessFake) -> None:
+    fake.queue("emails").enqueue("a", 1, {"retries": 0})
+    [delivery] = fake.run_due()
+    with pytest.raises(AssertionError) as caught:
+        fake.assert_delivered("a", status=200)
+    assert str(caught.value).splitlines()[0] == (
+        f"deliveries of job 'a': expected the latest to answer 200, it got no answer "
+        f"({delivery.error})."
+    )
+
+
 def test_assert_not_enqueued_names_what_was_found(fake: TasklessFake) -> None:
     fake.queue("emails").enqueue("a", 1)
     fake.assert_not_enqueued(queue="other")
