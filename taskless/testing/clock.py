@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
 from taskless.core.durations import parse_duration
+from taskless.core.errors import ValidationError
 from taskless.core.timeutil import format_timestamp, parse_timestamp, to_utc
 
 __all__ = ["VirtualClock", "as_timedelta"]
@@ -16,7 +18,8 @@ __all__ = ["VirtualClock", "as_timedelta"]
 def as_timedelta(value: timedelta | float | str, *, field: str = "by") -> timedelta:
     """A step of time: a :class:`timedelta`, seconds, or an ISO-8601 duration of weeks, days,
     hours, minutes and seconds (``"PT15M"``, ``"P1D"``; months and years have no fixed
-    length and are refused: advance to a time instead)."""
+    length and are refused: advance to a time instead). A zero duration (``"PT0S"``) is no
+    step, as ``0`` is."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -35,13 +38,36 @@ def as_timedelta(value: timedelta | float | str, *, field: str = "by") -> timede
 def _duration_step(value: str, field: str) -> timedelta:
     """A duration string as a timedelta, parsed once: tests advance by the same few steps
     thousands of times (errors are raised each time, never cached)."""
-    duration = parse_duration(value, field=field)
+    try:
+        duration = parse_duration(value, field=field)
+    except ValidationError:
+        # The duration parser is the one of run_every, which refuses zero; a step of zero
+        # moves nothing, as advance(0) does.
+        if _is_zero_duration(value):
+            return timedelta(0)
+        raise
     if duration.years or duration.months:
         raise ValueError(
             f"{field}: {value!r} has years or months, which have no fixed length; "
             "advance to a time instead (advance_to)"
         )
     return timedelta(weeks=duration.weeks, days=duration.days, seconds=float(duration.seconds))
+
+
+def _is_zero_duration(value: str) -> bool:
+    """``value`` is a duration whose every amount is zero (``"PT0S"``, ``"P0DT0H"``): its
+    digits are all 0, and with a 1 for each 0 (and no sign on an amount, as ``-0`` is 0) it
+    is a duration the parser accepts."""
+    digits = [c for c in value if c.isdigit()]
+    if not digits or any(c != "0" for c in digits):
+        return False
+    text = value.strip()
+    unsigned = text[:1] + re.sub(r"[+-](?=\d)", "", text[1:])
+    try:
+        parse_duration(unsigned.replace("0", "1"))
+    except ValidationError:
+        return False
+    return True
 
 
 class VirtualClock:

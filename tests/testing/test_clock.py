@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,3 +55,39 @@ def test_a_step_of_seconds_that_is_no_time_says_so(step: float, message: str) ->
         fake.advance(step)
     assert str(caught.value) == message
     assert fake.now == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("step", ["PT0S", "P0D", "pt0h0m0s", "PT0.000S", "PT-0S", " P0W "])
+def test_a_zero_duration_string_is_no_step_as_0_is(step: str) -> None:
+    assert clock.as_timedelta(step) == timedelta(0)
+    fake = TasklessFake(start="2024-01-01T00:00:00Z")
+    assert fake.advance(step) == []
+    fake.handle("emails", lambda payload, meta: None)
+    fake.queue("emails").enqueue("due-now", 1)
+    assert [d.name for d in fake.advance(step)] == ["due-now"]  # what is due now, as run_due
+    assert fake.now == datetime(2024, 1, 1, tzinfo=UTC)
+    assert fake.clock.advance(step) == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_a_zero_step_changes_nothing_else_the_parser_refuses() -> None:
+    fake = TasklessFake(start="2024-01-01T00:00:00Z")
+    assert asyncio.run(fake.advance_async("PT0S")) == []
+    assert fake.now == datetime(2024, 1, 1, tzinfo=UTC)
+    for step, message in [
+        (
+            "-PT0S",
+            (
+                "by: '-PT0S' has a sign before 'P'; put signs on components, as in 'P1M-5D', "
+                "and keep the total positive"
+            ),
+        ),
+        ("P0D0D", "by: 'P0D0D' repeats the designator 'D'"),
+        ("PT-1S", "by: 'PT-1S' is negative; give a duration that moves forward in time"),
+    ]:
+        with pytest.raises(ValidationError) as refused:
+            fake.advance(step)
+        assert str(refused.value) == message
+    # A job's run_every is still never zero.
+    with pytest.raises(ValidationError) as caught:
+        fake.queue("emails").enqueue("a", 1, {"run_every": "PT0S"})
+    assert str(caught.value) == "run_every: 'PT0S' is zero; give a duration longer than zero"
