@@ -214,8 +214,10 @@ def test_markers_merge_the_closest_winning_per_option(project: pytest.Pytester) 
     project.runpytest().assert_outcomes(passed=5)
 
 
-def test_a_bad_mode_is_refused_wherever_it_is_given(project: pytest.Pytester) -> None:
-    project.makepyfile(test_it='''
+@pytest.mark.parametrize(
+    "source",
+    [
+        """
         import pytest
 
         pytestmark = pytest.mark.taskless(mode="weird")
@@ -223,7 +225,21 @@ def test_a_bad_mode_is_refused_wherever_it_is_given(project: pytest.Pytester) ->
         @pytest.mark.taskless(start="2024-01-01T00:00:00Z")
         def test_it(taskless_fake):
             pass
-    ''')
+        """,
+        """
+        import pytest
+
+        @pytest.mark.taskless(mode="weird")
+        def test_it(taskless_fake):
+            pass
+        """,
+    ],
+    ids=["module-level", "on-the-test-without-an-app"],
+)
+def test_a_bad_mode_is_refused_wherever_it_is_given(
+    project: pytest.Pytester, source: str
+) -> None:
+    project.makepyfile(test_it=source)
     result = project.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([
@@ -299,21 +315,6 @@ def test_positional_marker_arguments_are_usage_errors(project: pytest.Pytester) 
             " (did you mean app='myapp:app'?); valid arguments: app, mode, settings, start, url,*"
             "assert_all_served"
         ),
-    ])
-
-
-def test_an_unknown_mode_is_a_usage_error_without_an_app(project: pytest.Pytester) -> None:
-    project.makepyfile(test_it='''
-        import pytest
-
-        @pytest.mark.taskless(mode="weird")
-        def test_it(taskless_fake):
-            pass
-    ''')
-    result = project.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "*@pytest.mark.taskless: mode='weird' is not a mode; valid modes: 'app', 'direct'",
     ])
 
 
