@@ -80,8 +80,12 @@ def test_an_outage_under_load_loses_no_job_and_fails_enqueues_promptly(
     refused = [a for a in attempts if a.status == 503]
     assert len(accepted) > 100
     assert refused, "enqueues during the outage must fail"
-    # a clear error, not a hang: the store knows the database is down and fails fast
-    assert max(a.took for a in attempts) < 3, max(a.took for a in attempts)
+    # A clear error, not a hang: once the store knows the database is down it fails within
+    # about a second; a request already waiting for a connection when the database went away
+    # waits at most the store's 5 s timeout (docs/deployment.md), plus a loaded machine's slack.
+    assert max(a.took for a in attempts) < 7, sorted(a.took for a in attempts)[-5:]
+    took = sorted(a.took for a in refused)
+    assert took[len(took) // 2] < 2, took  # most refusals come within about a second
     assert all(down - 1 < a.started < up + 3 for a in refused)
     log = server.log()
     assert "lost the connection to PostgreSQL" in log
